@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine (run as root): the system packages the project
+# uses for real (etcd, Docker engine, nftables, BGP daemons for interop tests, busybox for test
+# images), then `npm ci` and the TypeScript build, then `calicoctl` on the PATH. Anything already
+# present is skipped, so running it before every `npm test` / `npm run demo` costs a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(etcd-server etcd-client nftables docker.io busybox-static bird2 gobgpd frr conntrack iproute2 kmod procps tar gzip vagrant)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages (${missing[*]}); run as root: sudo npm run setup" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's packages start no services here on their own (no systemd in CI); ours start by pid.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's frr/bird/etcd packages may have started their own daemons where systemd runs; ours
+# never rely on them, and the tests use their own ports and namespaces.
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Build when any source is newer than the last build.
+stamp=dist/.build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find src cli proxy node test bench scripts tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
+  echo "setup: building" >&2
+  npx tsc -p tsconfig.json
+  touch "$stamp"
+fi
+
+if [ "$(id -u)" = 0 ] && [ ! -e /usr/local/bin/calicoctl ] || [ "$(readlink -f /usr/local/bin/calicoctl 2>/dev/null)" != "$(pwd)/bin/calicoctl" ]; then
+  if [ "$(id -u)" = 0 ]; then ln -sf "$(pwd)/bin/calicoctl" /usr/local/bin/calicoctl; fi
+fi
