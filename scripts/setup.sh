@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(etcd-server etcd-client nftables docker.io busybox-static bird2 gobgpd frr conntrack iproute2 kmod procps tar gzip vagrant)
+PKGS=(etcd-server etcd-client nftables docker.io busybox-static bird2 gobgpd frr conntrack iproute2 kmod procps tar gzip)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
