@@ -29,6 +29,8 @@ export const keys = {
   /** The node's IPv4 address, read by Felix (IPIP) and by the original BIRD templates. */
   birdIp: (node: string) => `${V1}/host/${esc(node)}/bird_ip`,
   bird6Ip: (node: string) => `${V1}/host/${esc(node)}/bird6_ip`,
+  /** Extension: node labels (used by BGP peer selectors). */
+  hostLabels: (node: string) => `${V1}/host/${esc(node)}/labels`,
 
   // --- Workload endpoints: /calico/v1/host/<node>/workload/<orch>/<workload>/endpoint/<name>
   workloadPrefixAll: `${V1}/host/`,
@@ -71,6 +73,8 @@ export const keys = {
   bgpHost: (node: string) => `${BGP}/host/${esc(node)}/`,
   bgpHostIpV4: (node: string) => `${BGP}/host/${esc(node)}/ip_addr_v4`,
   bgpHostIpV6: (node: string) => `${BGP}/host/${esc(node)}/ip_addr_v6`,
+  bgpHostNetV4: (node: string) => `${BGP}/host/${esc(node)}/network_v4`,
+  bgpHostNetV6: (node: string) => `${BGP}/host/${esc(node)}/network_v6`,
   bgpHostAs: (node: string) => `${BGP}/host/${esc(node)}/as_num`,
   bgpHostLogLevel: (node: string) => `${BGP}/host/${esc(node)}/loglevel`,
   bgpHostRrClusterId: (node: string) => `${BGP}/host/${esc(node)}/rr_cluster_id`,

@@ -68,11 +68,12 @@ export const DEFAULT_RETRIES = 100;
  */
 export const NO_CHANGE = Symbol('no-change');
 export type MutateResult = string | undefined | typeof NO_CHANGE;
+export type MutateOut<T> = MutateResult | { value: MutateResult; result: T };
 
 export async function mutate<T = void>(
   kv: KV,
   key: string,
-  fn: (current: string | undefined) => MutateResult | Promise<MutateResult> | { value: MutateResult; result: T },
+  fn: (current: string | undefined) => MutateOut<T> | Promise<MutateOut<T>>,
   retries = DEFAULT_RETRIES,
 ): Promise<T | undefined> {
   for (let attempt = 0; attempt < retries; attempt++) {
