@@ -71,7 +71,8 @@ export function emitListing(format: string | undefined, data: unknown, table: ()
   if (f === 'yaml') process.stdout.write(toYaml(data));
   else if (f === 'json') process.stdout.write(toJson(data) + '\n');
   else {
+    // A table that ends in a newline prints a blank line after it, as several originals did.
     const t = table();
-    if (t) process.stdout.write(t.endsWith('\n') ? t : t + '\n');
+    if (t) process.stdout.write(t + '\n');
   }
 }

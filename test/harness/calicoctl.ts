@@ -1,0 +1,35 @@
+/** Runs the real calicoctl (bin/calicoctl) as a child process against a test etcd. */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const CALICOCTL = join(__dirname, '..', '..', '..', 'bin', 'calicoctl');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function calicoctl(env: NodeJS.ProcessEnv, args: string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CALICOCTL, ...args], { env: { ...env, CALICO_LOG_LEVEL: 'warn' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** A calicoctl bound to one environment; `ok` asserts exit 0 and returns stdout. */
+export function boundCalicoctl(env: NodeJS.ProcessEnv) {
+  const run = (args: string[], input?: string) => calicoctl(env, args, input);
+  const ok = async (args: string[], input?: string): Promise<string> => {
+    const r = await run(args, input);
+    if (r.code !== 0) throw new Error(`calicoctl ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  };
+  return { run, ok };
+}
