@@ -15,6 +15,7 @@ import { PoolInfo, candidatePools, describeMissingPools, findPoolForIp, listPool
 import { blockCidrsOf, blockContaining, parseAddresses } from './locate.js';
 import { blockWalk } from './walk.js';
 import { releaseIps } from './release.js';
+import { noteBlockFull, seenFull } from './free-hint.js';
 
 /** Calico's bound on claim attempts that lose to another host, per request. */
 const MAX_CLAIM_CONFLICTS = 100;
@@ -44,6 +45,13 @@ interface FamilyRequest {
   pools: PoolInfo[];
   requested?: string[];
   config: IpamConfig;
+  /** Block CIDRs of the host's affinity keys for this family. */
+  affine: string[];
+}
+
+async function listAffineBlocks(kv: KV, node: string, version: IpVersion): Promise<string[]> {
+  const prefix = keys.ipamAffinityPrefix(node, version);
+  return blockCidrsOf((await kv.list(prefix)).entries, prefix);
 }
 
 function checkCount(name: string, n: number): void {
@@ -62,13 +70,17 @@ export async function autoAssign(kv: KV, args: AutoAssignArgs): Promise<Assigned
   checkNode(args.node);
   checkCount('num4', args.num4);
   checkCount('num6', args.num6);
-  const [pools, config] = await Promise.all([listPools(kv), getIpamConfig(kv)]);
+  // The host's affinity lists are read alongside pools and config: one round trip, not two.
+  const affinityList = (v: IpVersion, n: number) => (n > 0 ? listAffineBlocks(kv, args.node, v) : Promise.resolve([]));
+  const [pools, config, affine4, affine6] = await Promise.all([
+    listPools(kv), getIpamConfig(kv), affinityList(4, args.num4), affinityList(6, args.num6),
+  ]);
   const missing = describeMissingPools(pools, args.pools);
   if (missing !== undefined) throw new PoolNotFoundError(missing);
   const base = { kv, node: args.node, handleId: args.handleId ?? null, attrs: args.attrs, pools, requested: args.pools, config };
   const settled = await Promise.allSettled([
-    assignFamily({ ...base, version: 4, num: args.num4 }),
-    assignFamily({ ...base, version: 6, num: args.num6 }),
+    assignFamily({ ...base, version: 4, num: args.num4, affine: affine4 }),
+    assignFamily({ ...base, version: 6, num: args.num6, affine: affine6 }),
   ]);
   const got = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value.ips : []));
   const failure = settled.find((s) => s.status === 'rejected');
@@ -104,18 +116,18 @@ async function assignFamily(req: FamilyRequest): Promise<{ ips: string[]; reason
       attrs: req.attrs, mode, strictAffinity: req.config.strict_affinity,
     }));
     if ('skipped' in out) return out;
+    noteBlockFull(req.kv, blockCidr, out.freeAfter === 0);
     const c = parseCidr(blockCidr);
     for (const o of out.ordinals) ips.push(addressAt(c, o));
     return out;
   };
   const inCandidates = (cidr: string) => candidates.findIndex((p) => cidrCovers(p.network, parseCidr(cidr)));
 
-  // 1. Blocks this host is affine to, pool preference order first.
-  const affPrefix = keys.ipamAffinityPrefix(req.node, req.version);
-  const affine = blockCidrsOf((await req.kv.list(affPrefix)).entries, affPrefix)
-    .map((cidr) => ({ cidr, pool: inCandidates(cidr) }))
+  // 1. Blocks this host is affine to: pool preference order, then those not seen full first.
+  const affine = req.affine
+    .map((cidr) => ({ cidr, pool: inCandidates(cidr), full: seenFull(req.kv, cidr) ? 1 : 0 }))
     .filter((b) => b.pool >= 0)
-    .sort((a, b) => a.pool - b.pool);
+    .sort((a, b) => a.pool - b.pool || a.full - b.full);
   for (const b of affine) {
     if (ips.length >= req.num) return { ips, reason: '' };
     await take(b.cidr, 'affine');

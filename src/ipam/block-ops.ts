@@ -38,7 +38,8 @@ export type AssignMode =
   | 'borrow';
 
 export type AssignOutcome =
-  | { ordinals: number[]; created: boolean }
+  /** `freeAfter`: free ordinals left in the block afterwards. */
+  | { ordinals: number[]; created: boolean; freeAfter: number }
   | { skipped: 'missing' | 'taken' | 'strict' };
 
 export interface AssignNextArgs {
@@ -58,6 +59,7 @@ export function assignNextOp(a: AssignNextArgs): BlockOp<AssignOutcome> {
   const handles = a.handleId === null ? [] : [a.handleId];
   return {
     handlesBefore: handles,
+    handlesLikelyNew: true,
     handlesNeeded: () => handles,
     apply(state) {
       let block = state.block;
@@ -83,10 +85,11 @@ export function assignNextOp(a: AssignNextArgs): BlockOp<AssignOutcome> {
         }
       }
       const { block: next, ordinals } = assignNext(block, a.num, a.handleId, a.attrs);
-      if (!created && ordinals.length === 0) return { state, result: { ordinals, created } };
+      const freeAfter = next.unallocated.length;
+      if (!created && ordinals.length === 0) return { state, result: { ordinals, created, freeAfter } };
       return {
         state: { block: next, handles: withHandleDelta(state, a.handleId, next.cidr, ordinals.length) },
-        result: { ordinals, created },
+        result: { ordinals, created, freeAfter },
         extraOps,
       };
     },
@@ -109,6 +112,7 @@ export function assignOrdinalOp(a: AssignOrdinalArgs): BlockOp<void> {
   const handles = a.handleId === null ? [] : [a.handleId];
   return {
     handlesBefore: handles,
+    handlesLikelyNew: true,
     handlesNeeded: () => handles,
     apply(state) {
       let block = state.block;

@@ -42,7 +42,8 @@ export function blockCidrsOf(entries: Array<{ key: string }>, prefix: string): s
  * (which therefore cannot be assigned).
  */
 export async function locate(kv: KV, addrs: IpAddr[], pools?: PoolInfo[]): Promise<{ located: Located[]; nowhere: string[] }> {
-  const allPools = pools ?? (await listPools(kv));
+  const families = new Set(addrs.map((a) => a.version));
+  const allPools = pools ?? (await listPools(kv, families.size === 1 ? [...families][0] : undefined));
   const located: Located[] = [];
   const nowhere: string[] = [];
   const scanned = new Map<IpVersion, Cidr[]>();

@@ -66,6 +66,9 @@ function toPoolInfo(key: string, value: string, version: IpVersion): PoolInfo | 
 /** Every pool, IPv4 before IPv6, each family in etcd key order (Calico's pool preference order). */
 export async function listPools(kv: KV, version?: IpVersion): Promise<PoolInfo[]> {
   const versions: IpVersion[] = version === undefined ? [4, 6] : [version];
+  // One range read per family, in parallel. Not one read of the prefix they share
+  // (/calico/v1/ipam/v): that also covers the v0.x per-address keys (/calico/v1/ipam/v4/assignment/...),
+  // of which an old datastore may hold thousands.
   const lists = await Promise.all(versions.map((v) => kv.list(keys.poolPrefix(v))));
   const out: PoolInfo[] = [];
   lists.forEach((l, i) => {

@@ -10,6 +10,7 @@ import { affinityHost, parseBlock } from './block.js';
 import { runBlockOp } from './block-writer.js';
 import { AffinityReleaseOutcome, ReleaseOutcome, releaseAffinityOp, releaseHandleOp, releaseOrdinalsOp } from './block-ops.js';
 import { parseHandle } from './handle.js';
+import { noteBlockFull } from './free-hint.js';
 import { Located, blockCidrsOf, locate, parseAddresses } from './locate.js';
 
 /**
@@ -39,7 +40,10 @@ export async function releaseIps(kv: KV, ips: string[]): Promise<string[]> {
   for (const [blockCidr, g] of byBlock) {
     for (let i = 0; i < g.items.length; i += RELEASE_CHUNK) {
       const ordinals = g.items.slice(i, i + RELEASE_CHUNK).map((l) => l.ordinal);
-      jobs.push(runBlockOp(kv, blockCidr, g.version, releaseOrdinalsOp(blockCidr, ordinals)));
+      jobs.push(runBlockOp(kv, blockCidr, g.version, releaseOrdinalsOp(blockCidr, ordinals)).then((o) => {
+        if (o.released.length > 0) noteBlockFull(kv, blockCidr, false);
+        return o;
+      }));
     }
   }
   const outcomes = await Promise.all(jobs);
@@ -57,7 +61,10 @@ export async function releaseByHandle(kv: KV, handleId: string): Promise<string[
   const handle = parseHandle(key, entry.value);
   const outcomes = await Promise.all(Object.keys(handle.block).map((cidrText) => {
     const cidr = parseCidr(cidrText);
-    return runBlockOp(kv, cidrText, cidr.version, releaseHandleOp(cidrText, handleId));
+    return runBlockOp(kv, cidrText, cidr.version, releaseHandleOp(cidrText, handleId)).then((o) => {
+      if (o.released.length > 0) noteBlockFull(kv, cidrText, false);
+      return o;
+    });
   }));
   // A handle with no block entries (or written by an older client) is removed outright.
   if (Object.keys(handle.block).length === 0) await kv.delete(key, entry.modRevision).catch(() => undefined);
