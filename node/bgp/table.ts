@@ -1,0 +1,208 @@
+/**
+ * An open-addressing hash table keyed by prefixes (runs of 32-bit words, see codec/prefix.ts)
+ * with typed-array value columns. A JS Map with string keys costs well over 100 bytes per entry;
+ * this costs (4 * width + 4 * columns + 1) bytes per slot at a load of at most 0.7, which is what
+ * lets a million routes fit in tens of megabytes (BIRD needs ~92 B/route; see bench/bgp).
+ * Linear probing with backward-shift deletion, so there are no tombstones.
+ */
+export class PrefixTable {
+  readonly width: number;
+  readonly columns: number;
+  private keys: Uint32Array;
+  private used: Uint8Array;
+  private vals: Int32Array[];
+  private mask: number;
+  size = 0;
+
+  constructor(width: number, columns: number, initialCapacity = 16) {
+    this.width = width;
+    this.columns = columns;
+    let cap = 16;
+    while (cap < initialCapacity) cap <<= 1;
+    this.mask = cap - 1;
+    this.keys = new Uint32Array(cap * width);
+    this.used = new Uint8Array(cap);
+    this.vals = Array.from({ length: columns }, () => new Int32Array(cap));
+  }
+
+  get capacity(): number {
+    return this.mask + 1;
+  }
+
+  /** Bytes held by the arrays (for memory accounting in the benchmark and status). */
+  get bytes(): number {
+    return this.keys.byteLength + this.used.byteLength + this.vals.reduce((n, v) => n + v.byteLength, 0);
+  }
+
+  private hash(k: ArrayLike<number>, off: number): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < this.width; i++) {
+      h = Math.imul(h ^ k[off + i]!, 0x01000193);
+      h ^= h >>> 15;
+    }
+    h = Math.imul(h ^ (h >>> 13), 0x5bd1e995);
+    return (h ^ (h >>> 15)) & this.mask;
+  }
+
+  private eq(slot: number, k: ArrayLike<number>, off: number): boolean {
+    const base = slot * this.width;
+    for (let i = 0; i < this.width; i++) if (this.keys[base + i] !== k[off + i]) return false;
+    return true;
+  }
+
+  /** Slot of the key, or -1. */
+  find(k: ArrayLike<number>, off = 0): number {
+    let s = this.hash(k, off);
+    while (this.used[s]) {
+      if (this.eq(s, k, off)) return s;
+      s = (s + 1) & this.mask;
+    }
+    return -1;
+  }
+
+  /** Slot of the key, inserting it (values zeroed) when absent. `isNew` tells which. */
+  insert(k: ArrayLike<number>, off = 0): number {
+    if ((this.size + 1) * 10 > this.capacity * 7) this.grow();
+    let s = this.hash(k, off);
+    while (this.used[s]) {
+      if (this.eq(s, k, off)) { this.lastInsertNew = false; return s; }
+      s = (s + 1) & this.mask;
+    }
+    this.used[s] = 1;
+    const base = s * this.width;
+    for (let i = 0; i < this.width; i++) this.keys[base + i] = k[off + i]!;
+    for (let c = 0; c < this.columns; c++) this.vals[c]![s] = 0;
+    this.size++;
+    this.lastInsertNew = true;
+    return s;
+  }
+
+  /** Whether the last insert() created the key. */
+  lastInsertNew = false;
+
+  get(slot: number, column: number): number {
+    return this.vals[column]![slot]!;
+  }
+
+  set(slot: number, column: number, value: number): void {
+    this.vals[column]![slot] = value;
+  }
+
+  /** Copies the key in `slot` into `out` at `off`. */
+  keyAt(slot: number, out: Uint32Array, off = 0): Uint32Array {
+    const base = slot * this.width;
+    for (let i = 0; i < this.width; i++) out[off + i] = this.keys[base + i]!;
+    return out;
+  }
+
+  isUsed(slot: number): boolean {
+    return this.used[slot] === 1;
+  }
+
+  /** Deletes the key in `slot` (backward-shift: later entries of the same cluster move up). */
+  deleteSlot(slot: number): void {
+    let hole = slot;
+    let s = (slot + 1) & this.mask;
+    const w = this.width;
+    while (this.used[s]) {
+      const home = this.hash(this.keys, s * w);
+      // Move s into the hole if its home position is not in (hole, s].
+      const dist = (s - home) & this.mask;
+      const holeDist = (s - hole) & this.mask;
+      if (dist >= holeDist) {
+        for (let i = 0; i < w; i++) this.keys[hole * w + i] = this.keys[s * w + i]!;
+        for (let c = 0; c < this.columns; c++) this.vals[c]![hole] = this.vals[c]![s]!;
+        hole = s;
+      }
+      s = (s + 1) & this.mask;
+    }
+    this.used[hole] = 0;
+    this.size--;
+  }
+
+  delete(k: ArrayLike<number>, off = 0): boolean {
+    const s = this.find(k, off);
+    if (s < 0) return false;
+    this.deleteSlot(s);
+    return true;
+  }
+
+  private grow(): void {
+    const oldKeys = this.keys;
+    const oldUsed = this.used;
+    const oldVals = this.vals;
+    const oldCap = this.capacity;
+    const cap = oldCap * 2;
+    this.mask = cap - 1;
+    this.keys = new Uint32Array(cap * this.width);
+    this.used = new Uint8Array(cap);
+    this.vals = Array.from({ length: this.columns }, () => new Int32Array(cap));
+    const w = this.width;
+    for (let old = 0; old < oldCap; old++) {
+      if (!oldUsed[old]) continue;
+      let s = this.hash(oldKeys, old * w);
+      while (this.used[s]) s = (s + 1) & this.mask;
+      this.used[s] = 1;
+      for (let i = 0; i < w; i++) this.keys[s * w + i] = oldKeys[old * w + i]!;
+      for (let c = 0; c < this.columns; c++) this.vals[c]![s] = oldVals[c]![old]!;
+    }
+  }
+
+  /** Copies out every key (width words each) whose row passes `filter`; safe against later mutation. */
+  snapshotKeys(filter?: (slot: number) => boolean): Uint32Array {
+    const w = this.width;
+    let n = 0;
+    for (let s = 0; s < this.capacity; s++) if (this.used[s] && (!filter || filter(s))) n++;
+    const out = new Uint32Array(n * w);
+    let o = 0;
+    for (let s = 0; s < this.capacity; s++) {
+      if (!this.used[s] || (filter && !filter(s))) continue;
+      for (let i = 0; i < w; i++) out[o++] = this.keys[s * w + i]!;
+    }
+    return out;
+  }
+
+  /** Visits every used slot. Do not insert or delete during the walk. */
+  forEachSlot(fn: (slot: number) => void): void {
+    for (let s = 0; s < this.capacity; s++) if (this.used[s]) fn(s);
+  }
+
+  clear(): void {
+    this.mask = 15;
+    this.keys = new Uint32Array(16 * this.width);
+    this.used = new Uint8Array(16);
+    this.vals = Array.from({ length: this.columns }, () => new Int32Array(16));
+    this.size = 0;
+  }
+}
+
+/** A growable list of prefix keys (a work queue that survives table resizes). */
+export class KeyQueue {
+  private buf: Uint32Array;
+  private head = 0;
+  private tail = 0;
+  constructor(readonly width: number) {
+    this.buf = new Uint32Array(64 * width);
+  }
+  get length(): number {
+    return (this.tail - this.head) / this.width;
+  }
+  push(k: ArrayLike<number>, off = 0): void {
+    if (this.tail + this.width > this.buf.length) {
+      const live = this.tail - this.head;
+      const next = new Uint32Array(Math.max(this.buf.length, live * 2 + 64 * this.width));
+      next.set(this.buf.subarray(this.head, this.tail));
+      this.buf = next;
+      this.head = 0;
+      this.tail = live;
+    }
+    for (let i = 0; i < this.width; i++) this.buf[this.tail++] = k[off + i]!;
+  }
+  /** Pops the oldest key into `out`; false when empty. */
+  shift(out: Uint32Array): boolean {
+    if (this.head >= this.tail) return false;
+    for (let i = 0; i < this.width; i++) out[i] = this.buf[this.head++]!;
+    if (this.head === this.tail) { this.head = 0; this.tail = 0; if (this.buf.length > 4096 * this.width) this.buf = new Uint32Array(64 * this.width); }
+    return true;
+  }
+}
