@@ -62,6 +62,13 @@ function checkNode(node: string): void {
   if (typeof node !== 'string' || node.trim() === '') throw new ValidationError('the node (host) name must not be empty', 'node');
 }
 
+/** An empty handle would name the handle prefix itself (`/calico/ipam/v2/handle/`). */
+export function checkHandleId(handleId: string | undefined): void {
+  if (handleId !== undefined && (typeof handleId !== 'string' || handleId === '')) {
+    throw new ValidationError('a handle id must be a non-empty string (or left out)', 'handleId');
+  }
+}
+
 /**
  * Assigns `num4` IPv4 and `num6` IPv6 addresses for `node`. All or nothing: when fewer are found,
  * those found are released and IpamExhaustedError says why.
@@ -70,6 +77,7 @@ export async function autoAssign(kv: KV, args: AutoAssignArgs): Promise<Assigned
   checkNode(args.node);
   checkCount('num4', args.num4);
   checkCount('num6', args.num6);
+  checkHandleId(args.handleId);
   // The host's affinity lists are read alongside pools and config: one round trip, not two.
   const affinityList = (v: IpVersion, n: number) => (n > 0 ? listAffineBlocks(kv, args.node, v) : Promise.resolve([]));
   const [pools, config, affine4, affine6] = await Promise.all([
@@ -191,6 +199,7 @@ export interface AssignIpArgs {
  */
 export async function assignIp(kv: KV, args: AssignIpArgs): Promise<string> {
   checkNode(args.node);
+  checkHandleId(args.handleId);
   const [addr] = parseAddresses([args.ip]);
   const [pools, config] = await Promise.all([listPools(kv, addr!.version), getIpamConfig(kv)]);
   const ip = formatIp(addr!);

@@ -4,6 +4,7 @@
  * affinities (a node leaving). Releasing something already free is not an error.
  */
 import { KV } from '../datastore/kv.js';
+import { ValidationError } from '../errors.js';
 import { keys } from '../datastore/keys.js';
 import { IpVersion, cidrCovers, parseCidr } from '../net/ip.js';
 import { affinityHost, parseBlock } from './block.js';
@@ -55,6 +56,7 @@ export async function releaseIps(kv: KV, ips: string[]): Promise<string[]> {
  * released; an unknown handle releases nothing.
  */
 export async function releaseByHandle(kv: KV, handleId: string): Promise<string[]> {
+  if (typeof handleId !== 'string' || handleId === '') throw new ValidationError('a handle id must be a non-empty string', 'handleId');
   const key = keys.ipamHandle(handleId);
   const entry = await kv.get(key);
   if (entry === undefined) return [];

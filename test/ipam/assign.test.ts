@@ -277,6 +277,8 @@ test('requested pools: only those are used; an unknown one is a typed error', as
   });
   await assert.rejects(autoAssign(kv, { node: 'hostA', num4: -1, num6: 0 }), ValidationError);
   await assert.rejects(autoAssign(kv, { node: '', num4: 1, num6: 0 }), ValidationError);
+  await assert.rejects(autoAssign(kv, { node: 'hostA', num4: 1, num6: 0, handleId: '' }), ValidationError);
+  await assert.rejects(releaseByHandle(kv, ''), ValidationError);
   await checkIpam(kv);
 });
 
