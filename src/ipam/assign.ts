@@ -8,14 +8,17 @@ import { ValidationError } from '../errors.js';
 import { IpVersion, cidrCovers, formatCidr, formatIp, parseCidr } from '../net/ip.js';
 import { Attributes, addressAt, affinityHost, freeCount, parseBlock } from './block.js';
 import { runBlockOp } from './block-writer.js';
-import { AssignMode, assignNextOp, assignOrdinalOp } from './block-ops.js';
+import { AssignMode, AssignOutcome, assignNextOp, assignOrdinalOp } from './block-ops.js';
 import { IpamConfig, getIpamConfig } from './config.js';
-import { AddressNotInPoolError, IpamExhaustedError, PoolNotFoundError } from './errors.js';
+import { AddressNotInPoolError, CorruptIpamDataError, IpamExhaustedError, PoolNotFoundError } from './errors.js';
+import { createLogger } from '../log.js';
 import { PoolInfo, candidatePools, describeMissingPools, findPoolForIp, listPools } from './pools.js';
 import { blockCidrsOf, blockContaining, parseAddresses } from './locate.js';
 import { blockWalk } from './walk.js';
 import { releaseIps } from './release.js';
 import { noteBlockFull, seenFull } from './free-hint.js';
+
+const log = createLogger({ base: { component: 'ipam' } });
 
 /** Calico's bound on claim attempts that lose to another host, per request. */
 const MAX_CLAIM_CONFLICTS = 100;
@@ -100,7 +103,14 @@ export async function autoAssign(kv: KV, args: AutoAssignArgs): Promise<Assigned
     return { ipv4: v4!.value.ips, ipv6: v6!.value.ips };
   }
   // All or nothing: hand back what was taken before reporting.
-  if (got.length > 0) await releaseIps(kv, got);
+  if (got.length > 0) {
+    try {
+      await releaseIps(kv, got);
+    } catch (err) {
+      // Report the original failure; the addresses stay recorded under the handle for cleanup.
+      log.warn('could not release a partial assignment', { node: args.node, handleId: args.handleId, ips: got, err });
+    }
+  }
   if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
   const r = (short!.s as PromiseFulfilledResult<{ ips: string[]; reason: string }>).value;
   throw new IpamExhaustedError(short!.version === 4 ? 4 : 6, short!.num, r.ips.length, args.node, r.reason);
@@ -118,11 +128,19 @@ async function assignFamily(req: FamilyRequest): Promise<{ ips: string[]; reason
         (disabled.length ? ` (disabled or unusable: ${disabled.join(', ')})` : ''),
     };
   }
-  const take = async (blockCidr: string, mode: AssignMode) => {
-    const out = await runBlockOp(req.kv, blockCidr, req.version, assignNextOp({
-      blockCidr, version: req.version, num: req.num - ips.length, node: req.node, handleId: req.handleId,
-      attrs: req.attrs, mode, strictAffinity: req.config.strict_affinity,
-    }));
+  const take = async (blockCidr: string, mode: AssignMode): Promise<AssignOutcome> => {
+    let out: AssignOutcome;
+    try {
+      out = await runBlockOp(req.kv, blockCidr, req.version, assignNextOp({
+        blockCidr, version: req.version, num: req.num - ips.length, node: req.node, handleId: req.handleId,
+        attrs: req.attrs, mode, strictAffinity: req.config.strict_affinity,
+      }));
+    } catch (err) {
+      // One unreadable block must not stop every assignment on the host: skip it, loudly.
+      if (!(err instanceof CorruptIpamDataError)) throw err;
+      log.warn('skipping a corrupt IPAM block', { block: blockCidr, err });
+      return { skipped: 'taken' };
+    }
     if ('skipped' in out) return out;
     noteBlockFull(req.kv, blockCidr, out.freeAfter === 0);
     const c = parseCidr(blockCidr);

@@ -52,6 +52,7 @@ export interface BlockOp<R> {
  */
 const MAX_HANDLES_PER_TXN = 50;
 const MAX_OPS_PER_TXN = 110;
+const MAX_BATCH_LOOKAHEAD = 256;
 
 interface Pending {
   op: BlockOp<unknown>;
@@ -96,7 +97,8 @@ function kick(kv: KV, perKv: Map<string, Queue>, key: string, queue: Queue): voi
 async function drain(kv: KV, blockKey: string, queue: Queue): Promise<void> {
   let round = 0;
   while (queue.pending.length > 0) {
-    const batch = queue.pending.slice();
+    // A bounded look-ahead keeps each round's work small however long the queue grows.
+    const batch = queue.pending.slice(0, MAX_BATCH_LOOKAHEAD);
     let served: Pending[];
     try {
       served = await commitBatch(kv, blockKey, batch);

@@ -84,6 +84,8 @@ export interface IpamUsage {
   pools: PoolUsage[];
   /** Blocks in no current pool (the pool was deleted while addresses were still assigned). */
   orphanBlocks: BlockUsage[];
+  /** Keys of block records that do not parse (shown, not fatal, so `ipam show` still works). */
+  corruptBlocks: string[];
 }
 
 export async function ipamUsage(kv: KV): Promise<IpamUsage> {
@@ -95,8 +97,10 @@ export async function ipamUsage(kv: KV): Promise<IpamUsage> {
     total: cidrSize(p.network), inUse: 0, free: cidrSize(p.network), blocks: [],
   }));
   const orphanBlocks: BlockUsage[] = [];
+  const corruptBlocks: string[] = [];
   for (const e of [...b4.entries, ...b6.entries]) {
-    const b = parseBlock(e.key, e.value);
+    let b;
+    try { b = parseBlock(e.key, e.value); } catch { corruptBlocks.push(e.key); continue; }
     const c = parseCidr(b.cidr);
     const inUse = inUseCount(b);
     const bu: BlockUsage = { cidr: b.cidr, affinity: affinityHost(b), total: blockCapacity(c), inUse, free: blockCapacity(c) - inUse };
@@ -107,6 +111,6 @@ export async function ipamUsage(kv: KV): Promise<IpamUsage> {
     pu.inUse += inUse;
     pu.free -= BigInt(inUse);
   }
-  return { pools: usage, orphanBlocks };
+  return { pools: usage, orphanBlocks, corruptBlocks };
 }
 

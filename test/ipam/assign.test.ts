@@ -10,7 +10,7 @@ import {
   autoAssign, assignIp, releaseIps, releaseByHandle, releaseHostAffinities, releasePoolAffinities, getAssignmentAttributes,
   affineBlocks, ipamUsage, ensureDefaultPools, listPools, poolForIp, setIpamConfig, getIpamConfig,
   IpamExhaustedError, AddressInUseError, AddressNotInPoolError, PoolNotFoundError, AffinityConflictError,
-  AddressNotAssignedError, IpamConfigLockedError,
+  AddressNotAssignedError, IpamConfigLockedError, CorruptIpamDataError,
 } from '../../src/ipam/index.js';
 import { blockWalk } from '../../src/ipam/walk.js';
 import { addPool, checkIpam } from './helpers.js';
@@ -324,6 +324,7 @@ test('ipamUsage counts blocks, in-use and free per pool; releasePoolAffinities f
   assert.equal(v6.inUse, 1);
   assert.deepEqual(u.pools.map((x) => x.cidr), ['10.110.0.0/24', 'fd80:24e2:f998:72d6::/64']);
   assert.deepEqual(u.orphanBlocks, []);
+  assert.deepEqual(u.corruptBlocks, []);
   const rel = await releasePoolAffinities(kv, '10.110.0.0/24');
   assert.equal(rel.released.length, 2);
   assert.deepEqual(await affineBlocks(kv, 'hostB'), []);
@@ -359,4 +360,37 @@ test('small pool: exactly the pool size can be assigned, then IpamExhaustedError
   snap = await checkIpam(kv);
   assert.equal(snap.allocated.size, 0);
   assert.equal(snap.handles.size, 0);
+});
+
+test('a corrupt block is skipped by autoAssign (with a warning) and named in errors elsewhere', async () => {
+  await addPool(kv, '10.140.0.0/24');
+  const first = await autoAssign(kv, { node: 'hostA', num4: 1, num6: 0 });
+  const [block] = await affineBlocks(kv, 'hostA');
+  await kv.put(keys.ipamBlock(block!, 4), '{"cidr":"10.140.0.0/26","allocations":[7]}');
+  const r = await autoAssign(kv, { node: 'hostA', num4: 1, num6: 0 });
+  assert.ok(!inCidr(block!, r.ipv4[0]!), 'served from another block');
+  await assert.rejects(releaseIps(kv, first.ipv4), (err: unknown) => {
+    assert.ok(err instanceof CorruptIpamDataError);
+    assert.match(err.message, new RegExp(`IPAM record ${keys.ipamBlock(block!, 4)} is corrupt`));
+    return true;
+  });
+  assert.deepEqual((await ipamUsage(kv)).corruptBlocks, [keys.ipamBlock(block!, 4)]);
+  await kv.delete(keys.ipamBlock(block!, 4));
+  await kv.delete(keys.ipamAffinity('hostA', block!, 4));
+  await checkIpam(kv);
+});
+
+test('addresses of a deleted pool are still found, shown as orphans, and can be released', async () => {
+  await addPool(kv, '10.145.0.0/24', { block_size: 28 });
+  const r = await autoAssign(kv, { node: 'hostA', num4: 2, num6: 0, handleId: 'orphan' });
+  await kv.delete(keys.pool('10.145.0.0/24', 4));
+  const u = await ipamUsage(kv);
+  assert.deepEqual(u.pools, []);
+  assert.deepEqual(u.orphanBlocks.map((b) => [b.cidr.endsWith('/28'), b.inUse, b.affinity]), [[true, 2, 'hostA']]);
+  assert.equal((await getAssignmentAttributes(kv, r.ipv4[1]!)).handleId, 'orphan');
+  assert.deepEqual(await releaseIps(kv, [r.ipv4[0]!, '10.145.0.250']), ['10.145.0.250']);
+  await releaseHostAffinities(kv, 'hostA');
+  assert.deepEqual(await releaseByHandle(kv, 'orphan'), [r.ipv4[1]]);
+  const snap = await checkIpam(kv);
+  assert.equal(snap.blocks.length, 0, 'empty and unowned: gone');
 });
