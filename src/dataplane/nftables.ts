@@ -150,7 +150,12 @@ export class NftSession {
 
   /** Applies a script as one atomic transaction. */
   apply(script: string): Promise<void> {
-    const cmds = checkScriptScope(script, this.opts.table);
+    let cmds: string[];
+    try {
+      cmds = checkScriptScope(script, this.opts.table);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (cmds.length === 0) return Promise.resolve();
     const line = cmds.join('; ');
     const p = this.queue.then(() => this.runLine(line, script));
