@@ -56,9 +56,24 @@ export class DatastoreSyncer {
     if (!kv.watch) throw new Error('the datastore syncer needs a KV with watch (connectKV(cfg, "daemon"))');
   }
 
-  /** Takes the first snapshot and starts watching. Rejects if etcd cannot be read. */
+  /**
+   * Takes the first snapshot and starts watching. Retries (with backoff, logging each failure)
+   * until it succeeds or `stop()` is called: a daemon waits for its datastore, as Felix does.
+   */
   async start(): Promise<void> {
-    await this.snapshotAndWatch(true);
+    for (;;) {
+      try {
+        await this.snapshotAndWatch();
+        return;
+      } catch (err) {
+        if (this.stopped) throw err;
+        this.failures++;
+        const delay = Math.min(this.opts.maxBackoffMs ?? 5000, (this.opts.minBackoffMs ?? 100) * 2 ** (this.failures - 1));
+        this.log.warn('cannot sync with the datastore yet; retrying', { error: errorMessage(err), attempt: this.failures, retryInMs: delay });
+        await new Promise((r) => setTimeout(r, delay));
+        if (this.stopped) throw new Error('syncer stopped');
+      }
+    }
   }
 
   async stop(): Promise<void> {
@@ -79,7 +94,7 @@ export class DatastoreSyncer {
     await Promise.all(ws.map((w) => w.close().catch(() => undefined)));
   }
 
-  private async snapshotAndWatch(first: boolean): Promise<void> {
+  private async snapshotAndWatch(): Promise<void> {
     const gen = ++this.generation;
     await this.closeWatchers();
     const updates: KvUpdate[] = [];
@@ -97,12 +112,11 @@ export class DatastoreSyncer {
         }
       }
     }
-    if (!first) {
-      for (const k of [...this.cache.keys()]) {
-        if (!seen.has(k)) {
-          this.cache.delete(k);
-          updates.push({ key: k, value: undefined, revision: revs.reduce((a, b) => (a > b ? a : b), 0n) });
-        }
+    // Keys we hold that the snapshot no longer has were deleted while we were not watching.
+    for (const k of [...this.cache.keys()]) {
+      if (!seen.has(k)) {
+        this.cache.delete(k);
+        updates.push({ key: k, value: undefined, revision: revs.reduce((a, b) => (a > b ? a : b), 0n) });
       }
     }
     if (gen !== this.generation || this.stopped) return;
@@ -168,7 +182,7 @@ export class DatastoreSyncer {
     this.resyncs++;
     this.handler.onResync?.(reason);
     try {
-      await this.snapshotAndWatch(false);
+      await this.snapshotAndWatch();
     } catch (err) {
       this.failures++;
       this.log.warn('datastore resync failed; will retry', { error: errorMessage(err), attempt: this.failures });
