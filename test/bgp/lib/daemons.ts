@@ -215,20 +215,20 @@ export class Frr implements Daemon {
   }
 
   async start(): Promise<void> {
-    const common = ['-N', this.name, '-F', 'traditional', '--vty_socket', this.runDir];
+    const common = ['-N', this.name, '-F', 'traditional', '--log', 'stdout'];
     this.zebra = startProcess('ip', ['netns', 'exec', this.ns, '/usr/lib/frr/zebra', ...common, '-f', join(this.dir, 'zebra.conf'), '-i', join(this.runDir, 'zebra.pid'), '-z', join(this.runDir, 'zserv.api')], join(this.dir, 'zebra.log'));
     await waitFor('zebra socket', async () => existsSync(join(this.runDir, 'zserv.api')), 10000, 100);
     await this.startBgpd();
   }
 
   private async startBgpd(): Promise<void> {
-    const common = ['-N', this.name, '-F', 'traditional', '--vty_socket', this.runDir];
+    const common = ['-N', this.name, '-F', 'traditional', '--log', 'stdout'];
     this.bgpd = startProcess('ip', ['netns', 'exec', this.ns, '/usr/lib/frr/bgpd', ...common, '-f', join(this.dir, 'bgpd.conf'), '-i', join(this.runDir, 'bgpd.pid'), '-z', join(this.runDir, 'zserv.api')], join(this.dir, 'bgpd.log'));
     await waitFor('bgpd vty', async () => { await this.vtysh('show bgp summary'); return true; }, 10000, 200);
   }
 
   vtysh(cmd: string): Promise<string> {
-    return inNs(this.ns, 'vtysh', ['--vty_socket', this.runDir, '-N', this.name, '-c', cmd]);
+    return inNs(this.ns, 'vtysh', ['-N', this.name, '-c', cmd]);
   }
 
   async neighborState(addr: string): Promise<string> {
