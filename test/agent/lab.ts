@@ -101,24 +101,31 @@ export async function eventually(fn: () => Promise<boolean>, timeoutMs = 10000):
   }
 }
 
-/** TCP connect + send with busybox nc; true when the listener got the bytes. */
+/** Waits until something listens on a TCP port inside a namespace. */
+export async function waitListening(ns: Netns, port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const out = (await runInNetns(ns, 'ss', ['-Hltn', `sport = :${port}`])).stdout;
+    if (out.trim()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`nothing listens on port ${port}`);
+}
+
+/** One TCP connection attempt (1 s connect timeout) that sends a line; true when the listener got it. */
 export async function tcpReaches(lab: Lab, from: Netns, to: Workload, port: number): Promise<boolean> {
   const marker = `hello-${randomBytes(4).toString('hex')}`;
   const server = lab.spawnIn(to.ns, 'busybox', ['nc', '-l', '-p', String(port)]);
   let got = '';
   server.stdout!.on('data', (d: Buffer) => { got += d.toString(); });
+  const exited = new Promise((r) => server.once('exit', r));
   try {
-    // Give the listener a moment to bind: retry the connection a few times.
-    for (let i = 0; i < 20 && !got.includes(marker); i++) {
-      try {
-        await runInNetns(from, 'sh', ['-c', `echo ${marker} | busybox nc -w 1 ${to.ip} ${port}`], { timeoutMs: 4000 });
-      } catch {
-        /* refused (listener not up yet) or timed out (dropped) */
-      }
-      if (got.includes(marker)) break;
-      await new Promise((r) => setTimeout(r, 100));
-      if (i >= 3 && !got.includes(marker)) break;
+    await waitListening(to.ns, port);
+    try {
+      await runInNetns(from, 'sh', ['-c', `echo ${marker} | busybox nc -w 1 ${to.ip} ${port}`], { timeoutMs: 5000 });
+    } catch {
+      /* timed out: dropped */
     }
+    if (!got.includes(marker)) await Promise.race([exited, new Promise((r) => setTimeout(r, 300))]);
     return got.includes(marker);
   } finally {
     if (server.pid !== undefined && server.exitCode === null) { try { process.kill(server.pid, 'SIGKILL'); } catch { /* gone */ } }
