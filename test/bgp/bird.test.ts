@@ -74,7 +74,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.BGP_TEST_DEBUG) { console.log(sh('sh', ['-c', `cat ${dir}/speaker-*.log`])); console.log(bird?.logs()); }
+  if (process.env.BGP_TEST_DEBUG) { console.log(sh('sh', ['-c', `cat ${dir}/speaker-*.log || true`])); console.log(bird?.logs()); }
   await speaker?.stop(false).catch(() => undefined);
   await bird?.stop().catch(() => undefined);
   lan?.destroy();

@@ -62,7 +62,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.BGP_TEST_DEBUG) { console.log(sh('sh', ['-c', `cat ${dir}/speaker*.log`])); console.log(gobgp?.logs()); }
+  if (process.env.BGP_TEST_DEBUG) { console.log(sh('sh', ['-c', `cat ${dir}/speaker*.log || true`])); console.log(gobgp?.logs()); }
   await speaker?.stop(false).catch(() => undefined);
   await gobgp?.stop().catch(() => undefined);
   lan?.destroy();

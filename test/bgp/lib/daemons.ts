@@ -177,7 +177,7 @@ export class Gobgp implements Daemon {
   }
 
   async announce(prefix: string, afi: 4 | 6): Promise<void> {
-    await this.cli(['global', 'rib', 'add', prefix, '-a', afi === 4 ? 'ipv4' : 'ipv6']);
+    await this.cli(['global', 'rib', 'add', prefix, 'origin', 'igp', '-a', afi === 4 ? 'ipv4' : 'ipv6']);
   }
 
   async withdraw(prefix: string, afi: 4 | 6): Promise<void> {
