@@ -77,8 +77,9 @@ export function tunnelUpgrade(
     upstream.removeListener('data', fromUpstreamBeforeStatus);
     held.length = 0;
     client.on('data', () => { /* dropped: see the module comment */ });
-    client.once('end', () => upstream.end());
-    if (clientEndedEarly) upstream.end();
+    // Nothing more goes to the daemon on this connection: its FIN makes the daemon close once the
+    // answer is out, which ends the client side too (the client may be waiting for that).
+    upstream.end();
     upstream.pipe(client);
   };
 
