@@ -53,6 +53,10 @@ export interface CreateContext extends RequestInfo {
    * Edit it in place: `body.set(['HostConfig', 'NetworkMode'], 'none')`; lookups are
    * case-insensitive like the daemon's, and untouched parts (unknown fields, int64 numbers) are
    * forwarded byte for byte. The proxy fixes Content-Length.
+   *
+   * Note for network rewrites: current CLIs send `HostConfig.NetworkMode: "default"` *and*
+   * `NetworkingConfig.EndpointsConfig: {"default": {...}}`; switching to NetworkMode "none" needs
+   * the EndpointsConfig emptied as well, or the daemon answers "network default not found".
    */
   readonly body: JsonDocument;
 }
