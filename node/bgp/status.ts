@@ -20,10 +20,12 @@ export interface PeerStatusRow {
 
 const HEADERS = ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'];
 
+/** PrettyTable's centring: with uneven padding, odd-length text gets the extra space on the right, even-length on the left. */
 function centre(text: string, width: number): string {
-  const total = width - text.length;
-  const left = Math.floor(total / 2);
-  return ' '.repeat(left) + text + ' '.repeat(total - left);
+  const excess = width - text.length;
+  const half = Math.floor(excess / 2);
+  if (excess % 2 === 0) return ' '.repeat(half) + text + ' '.repeat(half);
+  return text.length % 2 ? ' '.repeat(half) + text + ' '.repeat(half + 1) : ' '.repeat(half + 1) + text + ' '.repeat(half);
 }
 
 /** A PrettyTable-style table (+---+ borders, one space of padding, centred). */

@@ -96,7 +96,7 @@ test('sessions establish both ways: IPv4 we connect (BIRD passive), IPv6 BIRD co
   ]);
   const text = await speaker!.call<string>('statusText');
   assert.match(text, /IPv4 BGP status\n\+-+\+/);
-  assert.match(text, /\|\s+10\.99\.0\.2\s+\| node specific \|\s+up\s+\| \d\d:\d\d:\d\d \| Established \|/);
+  assert.match(text, /\|\s+10\.99\.0\.2\s+\|\s+node specific\s+\|\s+up\s+\| \d\d:\d\d:\d\d \| Established \|/);
   assert.match(text, /IPv6 BGP status/);
 });
 
