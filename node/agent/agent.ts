@@ -47,6 +47,8 @@ export interface AgentStatus {
   localEndpoints: number;
   applies: number;
   lastApplyMs?: number;
+  /** Where the last apply spent its time (ms): calc, then the dataplane steps. */
+  lastApplyPhases?: Record<string, number>;
   driftRepairs: number;
   resyncs: number;
   lastError?: string;
@@ -87,6 +89,7 @@ export class Agent {
   private failures = 0;
   private applies = 0;
   private lastApplyMs?: number;
+  private lastApplyPhases?: Record<string, number>;
   private driftRepairs = 0;
   private lastError?: string;
   private lastDesired?: DesiredState;
@@ -208,6 +211,7 @@ export class Agent {
       localEndpoints: this.lastDesired?.localEndpoints.size ?? 0,
       applies: this.applies,
       lastApplyMs: this.lastApplyMs,
+      lastApplyPhases: this.lastApplyPhases,
       driftRepairs: this.driftRepairs,
       resyncs: this.syncer.resyncs,
       lastError: this.lastError,
@@ -254,12 +258,14 @@ export class Agent {
     const t0 = process.hrtime.bigint();
     try {
       const desired = this.calc.recompute();
+      const calcMs = Number(process.hrtime.bigint() - t0) / 1e6;
       this.lastDesired = desired;
       const refreshLinks = this.linksDirty;
       this.linksDirty = false;
       const r = await this.dataplane.apply(desired, { refreshLinks });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       this.lastApplyMs = ms;
+      this.lastApplyPhases = { calc: calcMs, ...r.phases };
       this.applies++;
       this.failures = 0;
       this.lastError = undefined;

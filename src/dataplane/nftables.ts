@@ -183,7 +183,9 @@ export class NftSession {
     });
     child.stdin!.on('error', () => undefined);
     child.once('exit', (code, signal) => {
-      if (this.child === child) this.child = undefined;
+      // An old process we replaced on purpose: its end concerns nobody.
+      if (this.child !== child) return;
+      this.child = undefined;
       const w = this.waiter;
       this.waiter = undefined;
       w?.reject(new NftError(describeNetns(this.netns), `nft -i exited (${code ?? signal}) ${this.buf.slice(-500)}`, ''));
@@ -206,7 +208,10 @@ export class NftSession {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.opts.logger?.error('nft session timed out; restarting it', { netns: describeNetns(this.netns) });
+        const w = this.waiter;
+        this.waiter = undefined;
         this.stopChild();
+        w?.reject(new NftError(describeNetns(this.netns), 'nft -i did not answer in time', script.slice(0, 200)));
       }, this.opts.timeoutMs ?? 60000);
       this.waiter = {
         resolve: (out) => {

@@ -13,7 +13,7 @@ import {
   applyRouteChanges, listRoutes, CALICO_ROUTE_PROTOCOL,
   writeSysctls, readSysctls,
   nftApply, nftListTable, nftTableExists, nftDeleteTable, NftSession, checkScriptScope, CALICO_TABLE,
-  flushConntrackFor, wireWorkload, unwireWorkload, GATEWAY_V6, HOST_SIDE_MAC, inNetns,
+  flushConntrackFor, IpSession, wireWorkload, unwireWorkload, GATEWAY_V6, HOST_SIDE_MAC, inNetns,
   NftScopeError, NftError, LinkExistsError, WiringError, NetnsNotFoundError,
 } from '../../src/dataplane/index.js';
 import { ValidationError } from '../../src/errors.js';
@@ -92,6 +92,27 @@ test('addresses and routes: add/list/delete; routes listed by our protocol; dele
     assert.equal(bad.failures.length, 1, 'a route to a missing device is reported');
   } finally {
     await dp.deleteLink('rt0');
+  }
+});
+
+test('ip session: batches on one long-lived ip, failures by line, an interface re-created under the same name still works', async () => {
+  const s = new IpSession({ netns: lab.host });
+  try {
+    await ipBatch(['link add ss0 type veth peer name ss1', 'link set ss0 up'], { netns: lab.host });
+    let r = await s.batch(['route replace 10.96.0.1/32 dev ss0 proto 80', 'route del 10.96.9.9/32 dev ss0 proto 80', 'route replace 10.96.0.2/32 dev ss0 proto 80']);
+    assert.deepEqual(r.failures.map((f) => f.line), [2], 'only the delete of a missing route failed');
+    r = await s.batch(['route replace 10.96.0.3/32 dev nosuch7 proto 80']);
+    assert.equal(r.failures.length, 1);
+    assert.equal(r.failures[0]!.line, 1, 'line numbers are relative to the batch');
+    // Re-create ss0: a long-lived ip has the old index cached; the session must cope.
+    await ipBatch(['link del ss0', 'link add ss0 type veth peer name ss1', 'link set ss0 up'], { netns: lab.host });
+    r = await s.batch(['route replace 10.96.0.4/32 dev ss0 proto 80']);
+    assert.deepEqual(r.failures, []);
+    const routes = (await listRoutes({ netns: lab.host, protocol: CALICO_ROUTE_PROTOCOL, dev: 'ss0' })).map((x) => x.dst);
+    assert.deepEqual(routes, ['10.96.0.4/32']);
+  } finally {
+    await s.close();
+    await deleteLink('ss0', { netns: lab.host });
   }
 });
 

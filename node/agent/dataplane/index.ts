@@ -26,6 +26,8 @@ export interface DataplaneOptions {
 }
 
 export interface ApplyResult {
+  /** Wall time of each step, ms. */
+  phases: Record<'links' | 'render' | 'nft' | 'interfaces' | 'routes' | 'ipip', number>;
   nft: NftApplyStats;
   routes: RouteSyncStats;
   interfacesConfigured: number;
@@ -72,14 +74,28 @@ export class AgentDataplane {
       this.prefix = d.config.interfacePrefix;
       opts.refreshLinks = true;
     }
+    let t = process.hrtime.bigint();
+    const lap = () => {
+      const now = process.hrtime.bigint();
+      const ms = Number(now - t) / 1e6;
+      t = now;
+      return ms;
+    };
     if (opts.refreshLinks) await this.links.refresh();
-    const nft = await this.nft.apply(this.renderer.render(d));
+    const links0 = lap();
+    const rs = this.renderer.render(d);
+    const render = lap();
+    const nft = await this.nft.apply(rs);
+    const nftMs = lap();
     const eps = [...d.localEndpoints.values()];
     const links = this.links.current;
     const interfacesConfigured = await this.ifaces.sync(eps, links);
+    const ifMs = lap();
     const routes = await this.routes.sync(this.routes.desired(eps, links), (i) => this.links.age(i), (i) => d.localEndpoints.has(i));
+    const routesMs = lap();
     const ipip = await this.ipip.sync(d.pools.ipip && d.config.ipipEnabled, d.config.ipipMtu, d.config.ipipTunnelAddr);
-    return { nft, routes, interfacesConfigured, ipip };
+    const phases = { links: links0, render, nft: nftMs, interfaces: ifMs, routes: routesMs, ipip: lap() };
+    return { phases, nft, routes, interfacesConfigured, ipip };
   }
 
   /** Compares the kernel with what was applied and repairs differences. */
@@ -105,6 +121,6 @@ export class AgentDataplane {
   async close(): Promise<void> {
     this.links.stop();
     await this.nft.close();
-    await this.routes.drainConntrack();
+    await this.routes.close();
   }
 }

@@ -10,7 +10,7 @@
  * When an address stops being routed to a workload its conntrack entries are deleted, in the
  * background (a conntrack scan is linear; Felix moved it off the critical path for that reason).
  */
-import { Netns, HostRoute, routeKey, applyRouteChanges, listRoutes, flushConntrackFor, LinkInfo } from '../../../src/dataplane/index.js';
+import { Netns, HostRoute, routeKey, routeReplaceCommand, routeDeleteCommand, isNotFoundMessage, IpSession, listRoutes, flushConntrackFor, LinkInfo } from '../../../src/dataplane/index.js';
 import type { Logger } from '../../../src/log.js';
 import { errorMessage } from '../../../src/errors.js';
 import { LocalEndpointView } from '../calc.js';
@@ -25,6 +25,8 @@ export class RouteDriver {
   /** What we believe the kernel has (our protocol only). */
   private programmed = new Map<string, HostRoute>();
   private conntrackQueue: Promise<void> = Promise.resolve();
+  /** A long-lived `ip -batch` (see IpSession): one route change costs ~0.3 ms instead of a spawn. */
+  private readonly ip: IpSession;
   private pendingConntrack = 0;
 
   constructor(
@@ -32,7 +34,9 @@ export class RouteDriver {
     private readonly protocol: number,
     private readonly log: Logger,
     private readonly graceMs: number,
-  ) {}
+  ) {
+    this.ip = new IpSession({ netns });
+  }
 
   desired(endpoints: Iterable<LocalEndpointView>, links: ReadonlyMap<string, LinkInfo>): Map<string, HostRoute> {
     const want = new Map<string, HostRoute>();
@@ -63,7 +67,8 @@ export class RouteDriver {
       del.push(r);
     }
     if (!replace.length && !del.length) return { added: 0, removed: 0, failed: 0 };
-    const { failures } = await applyRouteChanges({ replace, delete: del }, { netns: this.netns, protocol: this.protocol });
+    const cmds = [...del.map((r) => routeDeleteCommand(r, this.protocol)), ...replace.map((r) => routeReplaceCommand(r, this.protocol))];
+    const failures = (await this.ip.batch(cmds)).failures.filter((f) => !(f.line <= del.length && isNotFoundMessage(f.message)));
     const failedLines = new Set(failures.map((f) => f.line));
     for (const f of failures) this.log.warn('route change failed', { command: f.command, error: f.message });
     del.forEach((r, i) => { if (!failedLines.has(i + 1)) this.programmed.delete(routeKey(r)); });
@@ -88,6 +93,11 @@ export class RouteDriver {
         this.pendingConntrack--;
       }
     });
+  }
+
+  async close(): Promise<void> {
+    await this.ip.close();
+    await this.drainConntrack();
   }
 
   /** Resolves when queued conntrack cleanups are done. */
