@@ -3,7 +3,7 @@ import { kv, say } from '../context.js';
 import { readResources } from './io.js';
 import { Resource, resourceId } from '../../src/model/resources.js';
 import { Kind, resolveKind } from '../../src/model/kinds.js';
-import { listResources, writeResources, deleteResources, ResourceFilter, WriteMode } from '../../src/datastore/resources.js';
+import { listResources, listWorkloadEndpointIds, writeResources, deleteResources, ResourceFilter, WriteMode } from '../../src/datastore/resources.js';
 import { CalicoError, NotFoundError, UsageError } from '../../src/errors.js';
 import { parseOutputFormat, tabTable, toJson, toYaml } from '../output.js';
 import { keys } from '../../src/datastore/keys.js';
@@ -203,6 +203,14 @@ const COLUMNS: Record<Kind, Columns> = {
   },
 };
 
+/** The columns to print when they all come from the workload endpoint's key, else undefined. */
+function keyOnlyColumns(kind: Kind, format: ReturnType<typeof parseOutputFormat>): string[] | undefined {
+  if (kind !== 'workloadEndpoint' || format === 'yaml' || format === 'json' || format === 'wide') return undefined;
+  const keyColumns = COLUMNS.workloadEndpoint.ps;
+  const cols = format === 'ps' ? keyColumns : format.columns;
+  return cols.every((c) => keyColumns.includes(c)) ? cols : undefined;
+}
+
 export async function get(kindText: string | undefined, names: string[], o: Record<string, string | undefined>): Promise<void> {
   const format = parseOutputFormat(o.output);
   let rs: Resource[];
@@ -222,6 +230,14 @@ export async function get(kindText: string | undefined, names: string[], o: Reco
   } else {
     if (!kindText) throw new UsageError('get needs a KIND (or -f FILE)', 'e.g. calicoctl get profiles -o wide');
     kind = resolveKind(kindText);
+    const keyCols = names.length === 0 ? keyOnlyColumns(kind, format) : undefined;
+    if (keyCols) {
+      // Every column asked for is part of the key: list keys only (10 000 endpoints in ~1/3 the bytes).
+      const ids = await listWorkloadEndpointIds(kv(), filterFrom(o));
+      const cell = (m: (typeof ids)[number], c: string) => (c === 'NODE' ? m.node : c === 'ORCHESTRATOR' ? m.orchestrator : c === 'WORKLOAD' ? m.workload : m.name);
+      process.stdout.write(tabTable(keyCols, ids.map((m) => keyCols.map((h) => cell(m, h)))) + '\n');
+      return;
+    }
     rs = (await find(kind, names, filterFrom(o), true)).found;
   }
   if (format === 'yaml') { process.stdout.write(toYaml(rs)); return; }

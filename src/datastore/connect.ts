@@ -1,4 +1,4 @@
-/** Builds a KV for the configured etcd: the lean HTTP client for one-shot commands, gRPC for daemons. */
+/** Builds a KV for the configured etcd: the lean gRPC-over-http2 client for one-shot commands, gRPC for daemons. */
 import { KV } from './kv.js';
 import { EtcdConfig, loadEtcdConfig } from './config.js';
 
@@ -11,6 +11,6 @@ export function connectKV(cfg: EtcdConfig = loadEtcdConfig(), flavour: KVFlavour
     return new EtcdGrpcKV(cfg);
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { EtcdHttpKV } = require('./etcd-http.js') as typeof import('./etcd-http.js');
-  return new EtcdHttpKV(cfg);
+  const { EtcdH2KV } = require('./etcd-h2.js') as typeof import('./etcd-h2.js');
+  return new EtcdH2KV(cfg);
 }

@@ -1,7 +1,7 @@
 /**
  * etcd v3 over gRPC with the `etcd3` package: the backend of the long-running daemons (node
- * agent, proxy), which keep one connection and need watches. See etcd-http.ts for why the CLI
- * uses the JSON gateway instead.
+ * agent, proxy), which keep one connection and need watches. See etcd-h2.ts for why the CLI
+ * uses its own small gRPC client instead.
  */
 import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions, IRequestOp, ICompare, IKeyValue } from 'etcd3';
@@ -64,8 +64,8 @@ export class EtcdGrpcKV implements KV {
     return r.kvs[0] ? EtcdGrpcKV.entry(r.kvs[0]) : undefined;
   }
 
-  async list(prefix: string): Promise<{ entries: KVEntry[]; revision: string }> {
-    const r = await this.rpc(() => this.client.kv.range({ key: buf(prefix), range_end: Buffer.from(prefixEnd(prefix), 'latin1') }));
+  async list(prefix: string, opts: { keysOnly?: boolean } = {}): Promise<{ entries: KVEntry[]; revision: string }> {
+    const r = await this.rpc(() => this.client.kv.range({ key: buf(prefix), range_end: Buffer.from(prefixEnd(prefix), 'latin1'), keys_only: opts.keysOnly === true }));
     return { entries: r.kvs.map(EtcdGrpcKV.entry), revision: String(r.header.revision) };
   }
 

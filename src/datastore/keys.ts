@@ -6,7 +6,8 @@
 import { cidrToKey, IpVersion } from '../net/ip.js';
 
 const esc = (s: string): string => encodeURIComponent(s).replace(/%20/g, ' ');
-export const unesc = (s: string): string => decodeURIComponent(s);
+// Most names need no unescaping; skipping decodeURIComponent for them matters when listing 10k keys.
+export const unesc = (s: string): string => (s.includes('%') ? decodeURIComponent(s) : s);
 
 export const ROOT = '/calico/';
 export const V1 = '/calico/v1';

@@ -40,8 +40,11 @@ export interface Watcher {
 export interface KV {
   readonly endpoints: string[];
   get(key: string): Promise<KVEntry | undefined>;
-  /** All keys under a prefix, sorted by key, with the store revision of the read. */
-  list(prefix: string): Promise<{ entries: KVEntry[]; revision: string }>;
+  /**
+   * All keys under a prefix, sorted by key, with the store revision of the read. With `keysOnly`
+   * the values are left empty (much less to transfer when only the key's parts are needed).
+   */
+  list(prefix: string, opts?: { keysOnly?: boolean }): Promise<{ entries: KVEntry[]; revision: string }>;
   /** Create; throws AlreadyExistsError-compatible ConflictError if it exists. */
   create(key: string, value: string): Promise<string>;
   /** Compare-and-swap on the mod revision. Throws ConflictError when it changed. */

@@ -244,8 +244,12 @@ async function listPolicies(kv: KV, f: ResourceFilter): Promise<PolicyResource[]
   });
 }
 
-export function endpointToResource(key: string, ep: StoredWorkloadEndpoint): WorkloadEndpointResource | undefined {
-  const k = parseWorkloadEndpointKey(key);
+export function endpointToResource(
+  key: string,
+  ep: StoredWorkloadEndpoint,
+  parsed: ReturnType<typeof parseWorkloadEndpointKey> = parseWorkloadEndpointKey(key),
+): WorkloadEndpointResource | undefined {
+  const k = parsed;
   if (!k) return undefined;
   const e = normaliseStoredEndpoint(ep);
   const md: WorkloadEndpointResource['metadata'] = { name: k.name, workload: k.workload, orchestrator: k.orchestrator, node: k.node };
@@ -267,6 +271,22 @@ function workloadPrefix(f: ResourceFilter): string {
   return keys.workloadPrefixAll;
 }
 
+/**
+ * Workload endpoint identities only (node, orchestrator, workload, name), from the keys alone: what
+ * `get workloadEndpoint` prints by default, without transferring or parsing 10 000 values.
+ */
+export async function listWorkloadEndpointIds(kv: KV, f: ResourceFilter): Promise<WorkloadEndpointResource['metadata'][]> {
+  const { entries } = await kv.list(workloadPrefix(f), { keysOnly: true });
+  const out: WorkloadEndpointResource['metadata'][] = [];
+  for (const e of entries) {
+    const k = parseWorkloadEndpointKey(e.key);
+    if (!k) continue;
+    if ((f.orchestrator && k.orchestrator !== f.orchestrator) || (f.workload && k.workload !== f.workload) || (f.name && k.name !== f.name)) continue;
+    out.push({ name: k.name, workload: k.workload, orchestrator: k.orchestrator, node: k.node });
+  }
+  return out;
+}
+
 async function listWorkloadEndpoints(kv: KV, f: ResourceFilter): Promise<WorkloadEndpointResource[]> {
   const { entries } = await kv.list(workloadPrefix(f));
   const out: WorkloadEndpointResource[] = [];
@@ -274,7 +294,7 @@ async function listWorkloadEndpoints(kv: KV, f: ResourceFilter): Promise<Workloa
     const k = parseWorkloadEndpointKey(e.key);
     if (!k) continue;
     if ((f.orchestrator && k.orchestrator !== f.orchestrator) || (f.workload && k.workload !== f.workload) || (f.name && k.name !== f.name)) continue;
-    const r = endpointToResource(e.key, parseJson<StoredWorkloadEndpoint>(e, {} as StoredWorkloadEndpoint));
+    const r = endpointToResource(e.key, parseJson<StoredWorkloadEndpoint>(e, {} as StoredWorkloadEndpoint), k);
     if (r) out.push(r);
   }
   return out;

@@ -12,7 +12,8 @@ export interface RunResult {
 
 export function calicoctl(env: NodeJS.ProcessEnv, args: string[], input?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CALICOCTL, ...args], { env: { ...env, CALICO_LOG_LEVEL: 'warn' } });
+    // The launcher itself (with its shebang's V8 flags), as a user runs it.
+    const child = spawn(CALICOCTL, args, { env: { ...env, CALICO_LOG_LEVEL: 'warn' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
