@@ -30,6 +30,10 @@ export function tunnelUpgrade(
   track: (s: net.Socket) => void,
 ): void {
   if (client instanceof net.Socket) {
+    // Node's HTTP server sockets are half-open capable, its HTTPS (TLS) ones are not: on the
+    // client's FIN (TLS close_notify, which Go sends for CloseWrite) Node would end our side too
+    // and the output still to come would be lost. TLS 1.3 allows writing after close_notify.
+    client.allowHalfOpen = true;
     client.setTimeout(0);
     client.setNoDelay(true);
     client.setKeepAlive(true, 30000);

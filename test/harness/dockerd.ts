@@ -60,6 +60,9 @@ export function socketRequest(
 }
 
 export async function startDockerd(opts: StartDockerdOptions = {}): Promise<TestDockerd> {
+  if (opts.netns !== undefined && !existsSync(`/run/netns/${opts.netns}`)) {
+    throw new Error(`network namespace ${opts.netns} does not exist (/run/netns/${opts.netns})`);
+  }
   // Short prefix: libnetwork and containerd put unix sockets under these dirs and sun_path is
   // 108 bytes.
   const dir = mkdtempSync('/tmp/dkd-');
@@ -89,7 +92,6 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Test
   ];
   let proc: OwnedProcess;
   if (opts.netns !== undefined) {
-    if (!existsSync(`/run/netns/${opts.netns}`)) throw new Error(`network namespace ${opts.netns} does not exist (/run/netns/${opts.netns})`);
     // nsenter execs dockerd in place (no --fork), so the pid we hold is dockerd's.
     proc = startProcess('nsenter', [`--net=/run/netns/${opts.netns}`, 'dockerd', ...args], logFile);
   } else {
@@ -97,21 +99,30 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Test
   }
   const extraContainerd: OwnedProcess | undefined = startedContainerd.get(dir);
 
-  const stop = async (): Promise<void> => {
-    await removeAllContainers(socket);
-    await proc.stop(15000);
-    if (extraContainerd) await extraContainerd.stop(5000);
+  const cleanupNow = (): void => {
     killLeftovers(dir, execRoot);
     unmountUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   };
+  live.set(dir, { pid: proc.pid, cleanupNow });
+  const stop = async (): Promise<void> => {
+    await removeAllContainers(socket);
+    await proc.stop(15000);
+    if (extraContainerd) await extraContainerd.stop(5000);
+    cleanupNow();
+    live.delete(dir);
+  };
 
   try {
+    let exited: number | null | undefined;
+    void proc.exited.then((code) => { exited = code; });
     await waitFor('dockerd to answer /_ping', async () => {
-      if (proc.child.exitCode !== null) throw new Error(`dockerd exited with ${proc.child.exitCode}`);
+      if (exited !== undefined) return `exited with ${exited}`;
       const r = await socketRequest(socket, 'GET', '/_ping', 2000);
       return r.status === 200 && r.body === 'OK';
-    }, 60000, 100);
+    }, 60000, 100).then((r) => {
+      if (typeof r === 'string') throw new Error(`dockerd ${r}`);
+    });
   } catch (err) {
     const log = readTail(logFile);
     await stop().catch(() => undefined);
@@ -131,6 +142,20 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Test
 }
 
 const startedContainerd = new Map<string, OwnedProcess>();
+
+/**
+ * Instances not stopped yet. If the test process exits without stopping them (a failed before(),
+ * an uncaught error, Ctrl-C), everything is torn down synchronously on 'exit': process.ts kills
+ * dockerd's process group, but containerd's shims live in their own sessions and the overlay mounts
+ * would stay.
+ */
+const live = new Map<string, { pid: number; cleanupNow(): void }>();
+process.on('exit', () => {
+  for (const { pid, cleanupNow } of live.values()) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try { cleanupNow(); } catch { /* best effort at exit */ }
+  }
+});
 
 /**
  * dockerd 20.10 uses a system containerd if /run/containerd/containerd.sock exists, and two test
