@@ -9,12 +9,15 @@
  *    ~4 ms this way against ~15-25 ms with a fresh `nft -f`: a fresh process pays its start-up,
  *    and when it closes its netlink socket after a commit that deleted anything the kernel makes
  *    it wait for an RCU grace period (nf_tables flushes its destroy work on socket release).
- *    Each line is one transaction: commands joined with `;` are one batch.
+ *    Each transaction is written to a private file and loaded with one `include` line.
  *
  * Every script is checked to touch only the configured table (never `flush ruleset`, never
  * another table), so a bug upstream cannot wipe the host's other firewall rules.
  */
 import { spawn, ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InNetns, runInNetns, commandInNetns, describeNetns, Netns } from './netns.js';
 import { NftError, NftScopeError, CommandFailedError } from './errors.js';
 import type { Logger } from '../log.js';
@@ -143,6 +146,7 @@ export class NftSession {
   private txns = 0;
   private bytes = 0;
   private readonly netns?: Netns;
+  private dir?: string;
 
   constructor(private readonly opts: NftSessionOptions) {
     this.netns = opts.netns;
@@ -157,10 +161,21 @@ export class NftSession {
       return Promise.reject(err);
     }
     if (cmds.length === 0) return Promise.resolve();
-    const line = cmds.join('; ');
-    const p = this.queue.then(() => this.runLine(line, script));
+    const p = this.queue.then(() => this.runLine(this.stage(cmds), script));
     this.queue = p.catch(() => undefined);
     return p;
+  }
+
+  /**
+   * Writes the transaction to a private file and returns the `include` line that loads it: nft's
+   * line editor reads stdin one byte per syscall (~2 ms for a 2 KB transaction), while an
+   * included file is read at once. Everything in the file is still one transaction.
+   */
+  private stage(cmds: string[]): string {
+    if (!this.dir) this.dir = mkdtempSync(join(tmpdir(), 'calico-nft-'));
+    const file = join(this.dir, 'txn.nft');
+    writeFileSync(file, cmds.join('\n') + '\n', { mode: 0o600 });
+    return `include "${file}"`;
   }
 
   private spawnChild(): ChildProcess {
@@ -216,7 +231,7 @@ export class NftSession {
       this.waiter = {
         resolve: (out) => {
           clearTimeout(timer);
-          if (/(^|\n)Error:/.test(out)) reject(new NftError(describeNetns(this.netns), out, script.slice(0, 200)));
+          if (/Error:/.test(out)) reject(new NftError(describeNetns(this.netns), out, script.slice(0, 200)));
           else {
             if (out.trim()) this.opts.logger?.warn('nft said something', { output: out.trim().slice(0, 500) });
             resolve();
@@ -242,5 +257,7 @@ export class NftSession {
     const c = this.child;
     this.stopChild();
     if (c && c.exitCode === null && c.signalCode === null) await new Promise((r) => c.once('exit', r));
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
   }
 }

@@ -159,8 +159,11 @@ test('rules: ports, ICMP, nets by family, negations, tags and selectors; untrans
   assert.deepEqual(r({ action: 'allow', protocol: 'tcp', dst_ports: [80, '1000:2000'] }), ['meta l4proto 6 th dport { 80, 1000-2000 } meta mark set meta mark | 0x00010000 return']);
   assert.deepEqual(r({ action: 'deny', protocol: 'icmp', icmp_type: 8, icmp_code: 0 }), ['meta nfproto ipv4 meta l4proto 1 icmp type 8 icmp code 0 drop']);
   assert.deepEqual(r({ action: 'allow', src_nets: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/64'] }), [
-    'meta nfproto ipv4 ip saddr { 10.0.0.0/8 } meta mark set meta mark | 0x00010000 return',
-    'meta nfproto ipv6 ip6 saddr { fd00::/64 } meta mark set meta mark | 0x00010000 return',
+    'meta nfproto ipv4 ip saddr 10.0.0.0/8 meta mark set meta mark | 0x00010000 return',
+    'meta nfproto ipv6 ip6 saddr fd00::/64 meta mark set meta mark | 0x00010000 return',
+  ], 'nets covered by others are dropped; one value needs no set');
+  assert.deepEqual(r({ action: 'deny', '!dst_nets': ['10.0.0.0/8', '192.168.0.1/32'], ip_version: 4 }), [
+    'meta nfproto ipv4 ip daddr != { 10.0.0.0/8, 192.168.0.1 } drop',
   ]);
   assert.deepEqual(r({ action: 'allow', src_net: '10.0.0.0/8', dst_net: 'fd00::/64' }), [], 'v4 source and v6 destination never match');
   assert.deepEqual(r({ action: 'allow', ip_version: 6, '!src_tag': 'x' }), [`meta nfproto ipv6 ip6 saddr != @${ipSetName('tag:x', 6)} meta mark set meta mark | 0x00010000 return`]);

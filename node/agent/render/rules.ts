@@ -61,8 +61,20 @@ function minimalNets(nets: string[]): string[] {
 
 const famOf = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
 
+/**
+ * A value list as nft syntax: a lone value stays a plain match, several become an anonymous set.
+ * (Every anonymous set is a kernel object that nft reloads into its cache on each transaction,
+ * so the common single-value case must not create one.)
+ */
+export function valueList(items: string[]): string {
+  return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
+}
+
+/** A CIDR as nft prints it: host routes as bare addresses. */
+export const cidrText = (c: string): string => c.replace(/\/(32|128)$/, '');
+
 function portList(ports: Array<number | string>): string {
-  return `{ ${ports.map((p) => String(p).replace(':', '-')).join(', ')} }`;
+  return valueList(ports.map((p) => String(p).replace(':', '-')));
 }
 
 function entityMatches(e: EntityRule | undefined, side: 's' | 'd', fam: 4 | 6): string[] {
@@ -71,9 +83,9 @@ function entityMatches(e: EntityRule | undefined, side: 's' | 'd', fam: 4 | 6): 
   const field = `${ipk} ${side}addr`;
   const out: string[] = [];
   const pos = [...(e.net ? [e.net] : []), ...(e.nets ?? [])].filter((n) => famOf(n) === fam);
-  if (pos.length) out.push(`${field} { ${minimalNets(pos).join(', ')} }`);
+  if (pos.length) out.push(`${field} ${valueList(minimalNets(pos).map(cidrText))}`);
   const neg = [...(e.notNet ? [e.notNet] : []), ...(e.notNets ?? [])].filter((n) => famOf(n) === fam);
-  if (neg.length) out.push(`${field} != { ${minimalNets(neg).join(', ')} }`);
+  if (neg.length) out.push(`${field} != ${valueList(minimalNets(neg).map(cidrText))}`);
   if (e.tag !== undefined) out.push(`${field} @${ipSetName(tagSetId(e.tag), fam)}`);
   if (e.notTag !== undefined) out.push(`${field} != @${ipSetName(tagSetId(e.notTag), fam)}`);
   if (e.selector !== undefined) out.push(`${field} @${ipSetName(selectorSet(e.selector)!.id, fam)}`);

@@ -19,7 +19,7 @@ import { Policy } from '../model.js';
 import { AgentConfig } from '../config.js';
 import { hash64 } from './hash.js';
 import * as N from './names.js';
-import { renderRules, CLEAR_MARKS, IF_ACCEPTED, IF_NOT_PASSED } from './rules.js';
+import { renderRules, CLEAR_MARKS, IF_ACCEPTED, IF_NOT_PASSED, valueList, cidrText } from './rules.js';
 
 export interface BaseChain {
   readonly type: 'filter' | 'nat';
@@ -169,8 +169,8 @@ export class RulesetRenderer {
     } else {
       const fw = ['ct state invalid drop', 'ct state established,related accept'];
       if (ep.mac) fw.push(`ether saddr != ${ep.mac} drop`);
-      fw.push(ep.nets4.length ? `meta nfproto ipv4 ip saddr != { ${ep.nets4.join(', ')} } drop` : 'meta nfproto ipv4 drop');
-      fw.push(ep.nets6.length ? `meta nfproto ipv6 ip6 saddr != { ${ep.nets6.join(', ')} } drop` : 'meta nfproto ipv6 drop');
+      fw.push(ep.nets4.length ? `meta nfproto ipv4 ip saddr != ${valueList(ep.nets4.map(cidrText))} drop` : 'meta nfproto ipv4 drop');
+      fw.push(ep.nets6.length ? `meta nfproto ipv6 ip6 saddr != ${valueList(ep.nets6.map(cidrText))} drop` : 'meta nfproto ipv6 drop');
       fw.push(CLEAR_MARKS);
       const tw = ['ct state invalid drop', 'ct state established,related accept', CLEAR_MARKS];
       policySteps(fw, ep.egressPolicies, 'out');
