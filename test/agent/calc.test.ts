@@ -170,7 +170,7 @@ test('rules: ports, ICMP, nets by family, negations, tags and selectors; untrans
   assert.equal(r({ action: 'allow', dst_selector: "a == 'b'" }).length, 2, 'a selector is matched in both families');
   assert.deepEqual(r({ action: 'next-tier' }, 'policy'), ['meta mark set meta mark | 0x00020000 return']);
   assert.deepEqual(r({ action: 'log', log_prefix: 'x"; drop' }), ['log prefix "x drop: "'], 'log prefix cannot break out of its quotes');
-  assert.deepEqual(r({ action: 'allow', protocol: 'udp', '!src_ports': [53] }), ['meta l4proto 17 th sport != { 53 } meta mark set meta mark | 0x00010000 return']);
+  assert.deepEqual(r({ action: 'allow', protocol: 'udp', '!src_ports': [53] }), ['meta l4proto 17 th sport != 53 meta mark set meta mark | 0x00010000 return']);
   assert.deepEqual(r({ protocol: 'tcp' }), ['meta l4proto 6 meta mark set meta mark | 0x00010000 return'], 'no action means allow');
   for (const bad of [{ action: 'allow', dst_ports: [80] }, { action: 'allow', protocol: 'tcp', dst_ports: [70000] }, { action: 'allow', src_selector: '((' }, { action: 'allow', src_net: 'nope' }, { action: 'bogus' }]) {
     assert.deepEqual(r(bad), ['drop'], `fail closed: ${JSON.stringify(bad)}`);
