@@ -116,10 +116,15 @@ function repeatedHeaders(req: http.IncomingMessage): Record<string, string | str
   return out;
 }
 
-/** Status line and headers exactly as the daemon sent them, flushed at once; then the body. */
+/**
+ * Status line and headers exactly as the daemon sent them, then the body. Headers of a streamed
+ * answer (chunked: wait, events, logs, progress) are flushed at once, before any body byte; an
+ * answer with a Content-Length is complete on the daemon side already, so its headers go out
+ * with the first body bytes in one write instead of two.
+ */
 export function relayResponse(daemonRes: http.IncomingMessage, res: http.ServerResponse): void {
   res.writeHead(daemonRes.statusCode ?? 502, daemonRes.statusMessage, daemonRes.rawHeaders);
-  res.flushHeaders();
+  if (daemonRes.headers['content-length'] === undefined) res.flushHeaders();
   daemonRes.pipe(res);
   daemonRes.on('error', (err) => res.destroy(err));
 }

@@ -54,6 +54,8 @@ export function readBody(stream: NodeJS.ReadableStream, limit: number): Promise<
     stream.on('data', onData);
     stream.once('end', () => resolve(Buffer.concat(chunks, size)));
     stream.once('error', reject);
+    // A client that disconnects mid-body gives 'close' without 'end' (a no-op after 'end').
+    stream.once('close', () => reject(new Error('connection closed before the body was complete')));
   });
 }
 

@@ -36,7 +36,12 @@ export async function startProxy(options: ProxyOptions = {}): Promise<RunningPro
   const deps: InterceptDeps = {
     forwarder, daemon, interceptors: opts.interceptors, logger, maxBody: opts.maxBufferedBodyBytes,
   };
-  const guard: GuardPolicy = { trustAnyHost: opts.tls?.verifyClients === true, allowedHostNames: opts.allowedHostNames };
+  // The Host check is against DNS rebinding by web pages: pointless on a unix socket (browsers
+  // cannot reach one, and older CLIs send Host "docker" there) and when clients hold certificates.
+  const guard: GuardPolicy = {
+    trustAnyHost: opts.tls?.verifyClients === true || opts.listen.kind === 'unix',
+    allowedHostNames: opts.allowedHostNames,
+  };
 
   const sockets = new Set<net.Socket | Duplex>();
   const track = (s: net.Socket | Duplex): void => {

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
-import { startStack, Stack, docker, run, uniq, portOf } from './helpers.js';
+import { startStack, Stack, docker, run, uniq, portOf, TEST_TIMEOUT_MS } from './helpers.js';
 import { upgradeH2c, grpcCall, serveSession } from './h2c.js';
 
 let s: Stack;
@@ -36,7 +36,7 @@ function fileSha(path: string): Promise<string> {
   });
 }
 
-test('legacy builder (DOCKER_BUILDKIT=0): 10 MB context, RUN and COPY, same output both ways', async () => {
+test('legacy builder (DOCKER_BUILDKIT=0): 10 MB context, RUN and COPY, same output both ways', { timeout: TEST_TIMEOUT_MS }, async () => {
   const ctx = join(work, 'ctx');
   mkdirSync(ctx);
   const payload = randomBytes(10 * 1024 * 1024);
@@ -56,7 +56,7 @@ test('legacy builder (DOCKER_BUILDKIT=0): 10 MB context, RUN and COPY, same outp
   assert.equal(check.stdout, `built-by-run\n${createHash('sha256').update(payload).digest('hex')}  /payload.bin\n`);
 });
 
-test('DOCKER_BUILDKIT=1 without buildx fails in the CLI the same way', async () => {
+test('DOCKER_BUILDKIT=1 without buildx fails in the CLI the same way', { timeout: TEST_TIMEOUT_MS }, async () => {
   const ctx = join(work, 'ctx-bk');
   mkdirSync(ctx);
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\n');
@@ -66,7 +66,7 @@ test('DOCKER_BUILDKIT=1 without buildx fails in the CLI the same way', async () 
   assert.deepEqual(p, d);
 });
 
-test('BuildKit /grpc (h2c upgrade): 101 from the daemon and the same ListWorkers answer', async () => {
+test('BuildKit /grpc (h2c upgrade): 101 from the daemon and the same ListWorkers answer', { timeout: TEST_TIMEOUT_MS }, async () => {
   const port = portOf(s.proxy.address);
   const direct = await upgradeH2c({ path: s.dockerd.socket }, '/grpc');
   const proxied = await upgradeH2c({ port }, '/grpc');
@@ -79,7 +79,7 @@ test('BuildKit /grpc (h2c upgrade): 101 from the daemon and the same ListWorkers
   assert.deepEqual(p.body, d.body);
 });
 
-test('BuildKit /session: repeated method headers reach the daemon as separate lines', async () => {
+test('BuildKit /session: repeated method headers reach the daemon as separate lines', { timeout: TEST_TIMEOUT_MS }, async () => {
   // The daemon registers one supported method per X-Docker-Expose-Session-Grpc-Method line. A
   // build that needs the client's files calls FileSync/DiffCopy on the session only if that
   // method was registered (merged into one line it answers "no local sources enabled").
@@ -119,7 +119,7 @@ test('BuildKit /session: repeated method headers reach the daemon as separate li
   }
 });
 
-test('save and load a 200 MB image: identical tar, identical messages, streamed', async () => {
+test('save and load a 200 MB image: identical tar, identical messages, streamed', { timeout: TEST_TIMEOUT_MS }, async () => {
   const rootfs = join(work, 'bigfs');
   mkdirSync(rootfs);
   const fd = openSync(join(rootfs, 'big.bin'), 'w');

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
-import { startStack, Stack, docker, CliResult, uniq, portOf } from './helpers.js';
+import { startStack, Stack, docker, CliResult, uniq, portOf, TEST_TIMEOUT_MS } from './helpers.js';
 
 let s: Stack;
 let work: string;
@@ -38,26 +38,26 @@ async function same(args: string[], opts: Parameters<typeof docker>[2] = {}): Pr
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
-test('version: the daemon is reached and the API version negotiated the same way', async () => {
+test('version: the daemon is reached and the API version negotiated the same way', { timeout: TEST_TIMEOUT_MS }, async () => {
   const r = await same(['version', '--format', '{{json .Server}}']);
   assert.equal(r.status, 0);
   assert.match(r.stdout, /"ApiVersion":"1\.41"/);
 });
 
-test('run attached without a TTY: stdout, stderr and exit code', async () => {
+test('run attached without a TTY: stdout, stderr and exit code', { timeout: TEST_TIMEOUT_MS }, async () => {
   const r = await same(['run', '--rm', '--label', label, 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
   assert.equal(r.status, 3);
   assert.equal(r.stdout, 'out\n');
   assert.equal(r.stderr, 'err\n');
 });
 
-test('run -i with piped stdin: input reaches the container, EOF ends it', async () => {
+test('run -i with piped stdin: input reaches the container, EOF ends it', { timeout: TEST_TIMEOUT_MS }, async () => {
   const r = await same(['run', '-i', '--rm', '--label', label, 'busybox', 'sh', '-c', 'cat; echo done; exit 2'], { input: 'line1\nline2\n' });
   assert.equal(r.status, 2);
   assert.equal(r.stdout, 'line1\nline2\ndone\n');
 });
 
-test('run: 1.3 MB of output arrives intact', async () => {
+test('run: 1.3 MB of output arrives intact', { timeout: TEST_TIMEOUT_MS }, async () => {
   const r = await same(['run', '--rm', '--label', label, 'busybox', 'seq', '1', '200000']);
   assert.equal(r.status, 0);
   const lines = r.stdout.split('\n');
@@ -65,7 +65,7 @@ test('run: 1.3 MB of output arrives intact', async () => {
   assert.equal(lines[199999], '200000');
 });
 
-test('run -d prints the id and returns while the container runs; --rm removes it', async () => {
+test('run -d prints the id and returns while the container runs; --rm removes it', { timeout: TEST_TIMEOUT_MS }, async () => {
   for (const m of MODES) {
     const name = uniq(`bg-${m}`);
     const r = await docker(envOf(m), ['run', '-d', '--name', name, '--label', label, 'busybox', 'sleep', '600']);
@@ -83,7 +83,7 @@ test('run -d prints the id and returns while the container runs; --rm removes it
   }
 });
 
-test('exec without -i (client half-closes at once) and with -i', async () => {
+test('exec without -i (client half-closes at once) and with -i', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('exec');
   assert.equal((await docker(s.direct, ['run', '-d', '--name', name, '--label', label, 'busybox', 'sleep', '600'])).status, 0);
   const r1 = await same(['exec', name, 'sh', '-c', 'echo from-exec; ls / | head -3; echo e >&2; exit 5']);
@@ -91,11 +91,15 @@ test('exec without -i (client half-closes at once) and with -i', async () => {
   const r2 = await same(['exec', '-i', name, 'sh', '-c', 'wc -c; exit 6'], { input: 'x'.repeat(100000) });
   assert.equal(r2.status, 6);
   assert.equal(r2.stdout.trim(), '100000');
+  // The daemon ends first (exec done) while the CLI's stdin is still open: the daemon's FIN must
+  // reach the CLI or it waits forever.
+  const r4 = await same(['exec', '-i', name, 'sh', '-c', 'echo early; exit 8'], { input: 'unread\n', keepStdinOpen: true });
+  assert.deepEqual([r4.status, r4.stdout], [8, 'early\n']);
   const r3 = await same(['exec', '-d', name, 'sh', '-c', 'echo detached > /tmp/d']);
   assert.equal(r3.status, 0);
 });
 
-test('attach relays stdin, output and the container exit code', async () => {
+test('attach relays stdin, output and the container exit code', { timeout: TEST_TIMEOUT_MS }, async () => {
   const results: CliResult[] = [];
   for (const m of MODES) {
     const name = uniq(`att-${m}`);
@@ -109,7 +113,7 @@ test('attach relays stdin, output and the container exit code', async () => {
   assert.deepEqual(results[0], { status: 4, stdout: 'got:hello\n', stderr: 'err:hello\n' });
 });
 
-test('start -ai: attach before start, stdin, output, exit code', async () => {
+test('start -ai: attach before start, stdin, output, exit code', { timeout: TEST_TIMEOUT_MS }, async () => {
   const results: CliResult[] = [];
   for (const m of MODES) {
     const name = uniq(`sai-${m}`);
@@ -120,7 +124,7 @@ test('start -ai: attach before start, stdin, output, exit code', async () => {
   assert.deepEqual(results[0], { status: 9, stdout: 'abc\n', stderr: 'end\n' });
 });
 
-test('logs -f follows a running container until it exits', async () => {
+test('logs -f follows a running container until it exits', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('logs');
   const start = await docker(s.direct, ['run', '-d', '--name', name, '--label', label, 'busybox', 'sh', '-c', 'echo a; echo b >&2; sleep 2; echo c; echo d >&2']);
   assert.equal(start.status, 0);
@@ -130,7 +134,7 @@ test('logs -f follows a running container until it exits', async () => {
   await same(['logs', '--timestamps', '--tail', '2', name]);
 });
 
-test('events --since/--until give the same events', async () => {
+test('events --since/--until give the same events', { timeout: TEST_TIMEOUT_MS }, async () => {
   const evLabel = uniq('ev');
   const since = Math.floor(Date.now() / 1000) - 1;
   const name = uniq('evc');
@@ -143,7 +147,7 @@ test('events --since/--until give the same events', async () => {
   for (const action of ['create', 'start', 'die', 'destroy']) assert.match(r.stdout, new RegExp(`container ${action} `), action);
 });
 
-test('cp in both directions, 5 MB file and a directory', async () => {
+test('cp in both directions, 5 MB file and a directory', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('cp');
   assert.equal((await docker(s.direct, ['run', '-d', '--name', name, '--label', label, 'busybox', 'sleep', '600'])).status, 0);
   const src = join(work, 'big.bin');
@@ -168,7 +172,7 @@ test('cp in both directions, 5 MB file and a directory', async () => {
   assert.match(missing.stderr, /Could not find the file \/no\/such\/path/);
 });
 
-test('ps, inspect, stats --no-stream read the same', async () => {
+test('ps, inspect, stats --no-stream read the same', { timeout: TEST_TIMEOUT_MS }, async () => {
   const fmt = 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Names}}\t{{.Ports}}\t{{.State}}\t{{.Labels}}';
   const ps = await same(['ps', '-a', '--no-trunc', '--format', fmt, '--filter', `label=${label}`]);
   assert.equal(ps.status, 0);
@@ -189,7 +193,7 @@ test('ps, inspect, stats --no-stream read the same', async () => {
   assert.equal(p.stdout.split(/\s+/)[9], d.stdout.split(/\s+/)[9]);
 });
 
-test('rm -f prints the same and removes the container', async () => {
+test('rm -f prints the same and removes the container', { timeout: TEST_TIMEOUT_MS }, async () => {
   for (const m of MODES) {
     const name = uniq(`rmf-${m}`);
     assert.equal((await docker(s.direct, ['run', '-d', '--name', name, 'busybox', 'sleep', '600'])).status, 0);
@@ -199,7 +203,7 @@ test('rm -f prints the same and removes the container', async () => {
   }
 });
 
-test('daemon errors read the same: unknown image (with the pull attempt), unknown container', async () => {
+test('daemon errors read the same: unknown image (with the pull attempt), unknown container', { timeout: TEST_TIMEOUT_MS }, async () => {
   const pull = await same(['run', 'nosuchimage-calico-test']);
   assert.equal(pull.status, 125);
   assert.match(pull.stderr, /Unable to find image 'nosuchimage-calico-test:latest' locally/);
@@ -213,7 +217,7 @@ test('daemon errors read the same: unknown image (with the pull attempt), unknow
   }
 });
 
-test('wait: the daemon\'s response headers reach the client before the container exits', async () => {
+test('wait: the daemon\'s response headers reach the client before the container exits', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('wait');
   assert.equal((await docker(s.direct, ['run', '-d', '--name', name, 'busybox', 'sleep', '600'])).status, 0);
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, Stack, run, docker, uniq } from './helpers.js';
+import { startStack, Stack, run, docker, uniq, TEST_TIMEOUT_MS } from './helpers.js';
 
 let s: Stack;
 before(async () => { s = await startStack(); });
@@ -17,7 +17,7 @@ function underPty(env: NodeJS.ProcessEnv, commandLine: string, input = ''): Retu
   return run('script', ['-qec', commandLine, '/dev/null'], env, { input });
 }
 
-test('run -t without -i: tty output and CRLF line endings are identical', async () => {
+test('run -t without -i: tty output and CRLF line endings are identical', { timeout: TEST_TIMEOUT_MS }, async () => {
   const cmd = "docker run -t --rm busybox sh -c 'tty; echo hi; exit 3'";
   const d = await underPty(s.direct, cmd);
   const p = await underPty(s.proxied, cmd);
@@ -26,7 +26,7 @@ test('run -t without -i: tty output and CRLF line endings are identical', async 
   assert.match(d.stdout, /\/dev\/pts\/0\r\r?\nhi\r\r?\n/);
 });
 
-test('run -it: an interactive shell runs typed commands and exits with their code', async () => {
+test('run -it: an interactive shell runs typed commands and exits with their code', { timeout: TEST_TIMEOUT_MS }, async () => {
   const input = 'echo hello-$((6*7))\nexit 7\n';
   for (const env of [s.direct, s.proxied]) {
     const r = await underPty(env, 'docker run -it --rm busybox sh', input);
@@ -36,7 +36,7 @@ test('run -it: an interactive shell runs typed commands and exits with their cod
   }
 });
 
-test('exec -it: an interactive shell in a running container', async () => {
+test('exec -it: an interactive shell in a running container', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('tty');
   assert.equal((await docker(s.direct, ['run', '-d', '--name', name, 'busybox', 'sleep', '600'])).status, 0);
   for (const env of [s.direct, s.proxied]) {

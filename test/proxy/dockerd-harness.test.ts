@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { startDockerd, mountPointsUnder, TestDockerd } from '../harness/dockerd.js';
 import { importBusybox } from '../harness/busybox-image.js';
-import { docker, uniq } from './helpers.js';
+import { docker, uniq, TEST_TIMEOUT_MS } from './helpers.js';
 
 function processesMentioning(dir: string): string[] {
   const found: string[] = [];
@@ -30,7 +30,7 @@ function assertGone(d: TestDockerd): void {
   assert.throws(() => process.kill(d.pid, 0), 'dockerd has exited');
 }
 
-test('two dockerds run side by side, each with its own containers, and stop cleanly', async () => {
+test('two dockerds run side by side, each with its own containers, and stop cleanly', { timeout: TEST_TIMEOUT_MS }, async () => {
   const [a, b] = await Promise.all([startDockerd(), startDockerd()]);
   try {
     assert.notEqual(a.socket, b.socket);
@@ -56,7 +56,7 @@ test('two dockerds run side by side, each with its own containers, and stop clea
   assertGone(b);
 });
 
-test('a dockerd inside a network namespace (nsenter --net) sees only that namespace', async () => {
+test('a dockerd inside a network namespace (nsenter --net) sees only that namespace', { timeout: TEST_TIMEOUT_MS }, async () => {
   const ns = uniq('dkh').slice(0, 15);
   assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0);
   let d: TestDockerd | undefined;
@@ -76,7 +76,7 @@ test('a dockerd inside a network namespace (nsenter --net) sees only that namesp
   await assert.rejects(startDockerd({ netns: 'no-such-netns-xyz' }), /network namespace no-such-netns-xyz does not exist/);
 });
 
-test('a dockerd that cannot start fails with its log and leaves nothing', async () => {
+test('a dockerd that cannot start fails with its log and leaves nothing', { timeout: TEST_TIMEOUT_MS }, async () => {
   let dir = '';
   await assert.rejects(startDockerd({ extraArgs: ['--no-such-flag'] }), (err: Error) => {
     assert.match(err.message, /dockerd did not start/);

@@ -23,6 +23,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Safety net only (kills a hung CLI so the test fails instead of hanging). */
   killAfterMs?: number;
+  /** Leave stdin open (never EOF) until the command exits. */
+  keepStdinOpen?: boolean;
 }
 
 /** Runs a command asynchronously and collects its output. */
@@ -34,11 +36,16 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, opts: R
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.stdin.on('error', () => { /* the command may exit without reading its input */ });
-    child.stdin.end(opts.input);
+    if (opts.keepStdinOpen) {
+      if (opts.input !== undefined) child.stdin.write(opts.input);
+    } else {
+      child.stdin.end(opts.input);
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 120000);
     child.on('error', (err) => { clearTimeout(timer); reject(err); });
     child.on('close', (status) => {
       clearTimeout(timer);
+      child.stdin.destroy();
       resolve({ status, stdout, stderr });
     });
   });
@@ -110,3 +117,6 @@ export function rawExchange(
 export function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1));
 }
+
+/** Safety net per test: a hang (the bug class this proxy is about) fails instead of blocking CI. */
+export const TEST_TIMEOUT_MS = 180_000;

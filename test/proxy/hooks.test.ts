@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startStack, Stack, docker, uniq, portOf, rawExchange } from './helpers.js';
+import { startStack, Stack, docker, uniq, portOf, rawExchange, TEST_TIMEOUT_MS } from './helpers.js';
 import type { DockerInterceptor, ContainerActionContext, CreateResult } from '../../proxy/hooks.js';
 import { InterceptRefusal } from '../../proxy/hooks.js';
 
@@ -104,7 +104,7 @@ function rawInspect(id: string): Promise<string> {
   });
 }
 
-test('create: the body is edited; unknown fields and int64 values survive; hooks run in order', async () => {
+test('create: the body is edited; unknown fields and int64 values survive; hooks run in order', { timeout: TEST_TIMEOUT_MS }, async () => {
   order.length = 0;
   const name = uniq('raw');
   const body = `{"Image":"busybox","Cmd":["true"],"CalicoUnknownField":{"n":12345678901234567890},
@@ -118,9 +118,16 @@ test('create: the body is edited; unknown fields and int64 values survive; hooks
   assert.deepEqual(info.Config.Labels, { keep: 'me', 'calico-test': 'created-through-proxy', 'second-saw': 'created-through-proxy' });
   assert.deepEqual(order, ['first.onCreate', 'second.onCreate']);
   assert.deepEqual(creates.at(-1), { status: 201, containerId: id });
+  // Unversioned and percent-encoded paths are hooked just the same.
+  for (const path of ['/containers/create', '/v1.41/containers/cr%65ate']) {
+    const u = await post(path, '{"Image":"busybox","Cmd":["true"]}');
+    assert.equal(u.status, 201, u.body);
+    const uid = (JSON.parse(u.body) as { Id: string }).Id;
+    assert.match(await rawInspect(uid), /"calico-test":"created-through-proxy"/, path);
+  }
 });
 
-test('docker run through the proxy: HostConfig edited by the hook is what the daemon applies', async () => {
+test('docker run through the proxy: HostConfig edited by the hook is what the daemon applies', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('net');
   const r = await docker(s.proxied, ['run', '-d', '--name', name, '-e', 'TEST_NET=1', 'busybox', 'sleep', '600']);
   assert.equal(r.status, 0, r.stderr);
@@ -130,7 +137,7 @@ test('docker run through the proxy: HostConfig edited by the hook is what the da
   assert.equal(ifaces.stdout, 'lo\n', 'NetworkMode none: only loopback');
 });
 
-test('a refused create: docker run prints the interceptor\'s message, exit 125, nothing created', async () => {
+test('a refused create: docker run prints the interceptor\'s message, exit 125, nothing created', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('refused');
   const r = await docker(s.proxied, ['run', '--name', name, '-e', 'REFUSE=1', 'busybox', 'true']);
   assert.equal(r.status, 125);
@@ -141,7 +148,7 @@ test('a refused create: docker run prints the interceptor\'s message, exit 125, 
   assert.match(boom.stderr, /Error response from daemon: docker proxy interceptor failed: boom/);
 });
 
-test('invalid JSON in a create body is refused by the proxy with 400 before the daemon sees it', async () => {
+test('invalid JSON in a create body is refused by the proxy with 400 before the daemon sees it', { timeout: TEST_TIMEOUT_MS }, async () => {
   const r = await post('/v1.41/containers/create', '{"Image": "busybox",');
   assert.equal(r.status, 400);
   assert.match((JSON.parse(r.body) as { message: string }).message, /invalid JSON in the container create request/);
@@ -151,7 +158,7 @@ test('invalid JSON in a create body is refused by the proxy with 400 before the 
   assert.match(t.body, /Content-Type specified \(text\/plain\) must be 'application\/json'/);
 });
 
-test('docker run -d returns only after afterStart finished; hooks get the full id', async () => {
+test('docker run -d returns only after afterStart finished; hooks get the full id', { timeout: TEST_TIMEOUT_MS }, async () => {
   let entered: () => void = () => undefined;
   const hookEntered = new Promise<void>((r) => { entered = r; });
   let release: () => void = () => undefined;
@@ -180,7 +187,7 @@ test('docker run -d returns only after afterStart finished; hooks get the full i
   }
 });
 
-test('start by name and restart by short id: hooks see the reference and the full id', async () => {
+test('start by name and restart by short id: hooks see the reference and the full id', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('byname');
   const c = await docker(s.direct, ['create', '--name', name, 'busybox', 'sleep', '600']);
   const id = c.stdout.trim();
@@ -202,7 +209,7 @@ test('start by name and restart by short id: hooks see the reference and the ful
   assert.equal(starts.length, count);
 });
 
-test('afterStart can turn a started container into an error; beforeStart can stop the start', async () => {
+test('afterStart can turn a started container into an error; beforeStart can stop the start', { timeout: TEST_TIMEOUT_MS }, async () => {
   const failed = await docker(s.proxied, ['run', '-d', '-e', 'FAIL_AFTER_START=1', 'busybox', 'sleep', '600']);
   assert.equal(failed.status, 125);
   assert.match(failed.stderr, /Error response from daemon: calico test: wiring failed/);
@@ -214,7 +221,7 @@ test('afterStart can turn a started container into an error; beforeStart can sto
   assert.equal((await docker(s.direct, ['inspect', '-f', '{{.State.Status}}', name])).stdout, 'created\n');
 });
 
-test('inspect: the hook rewrites the daemon\'s answer (and only through the proxy)', async () => {
+test('inspect: the hook rewrites the daemon\'s answer (and only through the proxy)', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('insp');
   assert.equal((await docker(s.proxied, ['run', '-d', '--name', name, 'busybox', 'sleep', '600'])).status, 0);
   const fmt = ['inspect', '-f', '{{.NetworkSettings.IPAddress}}', name];
@@ -230,7 +237,7 @@ test('inspect: the hook rewrites the daemon\'s answer (and only through the prox
   assert.equal((await docker(s.proxied, ['inspect', other])).stdout, (await docker(s.direct, ['inspect', other])).stdout);
 });
 
-test('delete: observed after the daemon removed the container, with its full id', async () => {
+test('delete: observed after the daemon removed the container, with its full id', { timeout: TEST_TIMEOUT_MS }, async () => {
   const name = uniq('del');
   const id = (await docker(s.direct, ['run', '-d', '--name', name, 'busybox', 'sleep', '600'])).stdout.trim();
   const r = await docker(s.proxied, ['rm', '-f', name]);
@@ -242,7 +249,7 @@ test('delete: observed after the daemon removed the container, with its full id'
   assert.equal(deletes.length, count);
 });
 
-test('a hooked endpoint sent as an upgrade is refused (it would bypass the hooks)', async () => {
+test('a hooked endpoint sent as an upgrade is refused (it would bypass the hooks)', { timeout: TEST_TIMEOUT_MS }, async () => {
   const body = '{"Image":"busybox"}';
   const r = await rawExchange({ port: portOf(s.proxy.address) },
     `POST /v1.41/containers/create HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);

@@ -11,8 +11,9 @@ import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, Stack, docker, uniq, portOf, rawExchange } from './helpers.js';
+import { startStack, Stack, docker, uniq, portOf, rawExchange, TEST_TIMEOUT_MS } from './helpers.js';
 import { startProxy } from '../../proxy/server.js';
+import { createProxyServer } from '../../proxy/listener.js';
 import { createLogger } from '../../src/log.js';
 
 let s: Stack;
@@ -68,7 +69,7 @@ function fetchJson(method: string, path: string, body?: object): Promise<unknown
   });
 }
 
-test('attach: the client gets the daemon\'s own "101 UPGRADED" header block', async () => {
+test('attach: the client gets the daemon\'s own "101 UPGRADED" header block', { timeout: TEST_TIMEOUT_MS }, async () => {
   const request = `POST /v1.41/containers/${execTarget}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: text/plain\r\n\r\n`;
   const blocks: string[] = [];
   for (const connect of [() => net.connect(s.dockerd.socket), () => net.connect(portOf(s.proxy.address), '127.0.0.1')]) {
@@ -83,7 +84,7 @@ test('attach: the client gets the daemon\'s own "101 UPGRADED" header block', as
   assert.match(blocks[0], /Content-Type: application\/vnd\.docker\.raw-stream\r\n/);
 });
 
-test('exec start whose JSON body arrives after its headers, then stdin, FIN, and all output', async () => {
+test('exec start whose JSON body arrives after its headers, then stdin, FIN, and all output', { timeout: TEST_TIMEOUT_MS }, async () => {
   const id = await execCreate(['sh', '-c', 'cat; echo after-eof'], true);
   const body = '{"Detach":false,"Tty":false}';
   const sock = net.connect(portOf(s.proxy.address), '127.0.0.1');
@@ -103,7 +104,7 @@ test('exec start whose JSON body arrives after its headers, then stdin, FIN, and
   assert.equal(demux(out), 'stdin-data\nafter-eof\n');
 });
 
-test('an upgrade refused by the daemon passes through as JSON; pipelined bytes after it are dropped', async () => {
+test('an upgrade refused by the daemon passes through as JSON; pipelined bytes after it are dropped', { timeout: TEST_TIMEOUT_MS }, async () => {
   // The daemon answers an unknown exec id with a JSON 404 before hijacking, and keeps the
   // connection for further requests.
   const body = '{"Detach":false,"Tty":false}';
@@ -117,7 +118,22 @@ test('an upgrade refused by the daemon passes through as JSON; pipelined bytes a
   assert.equal(proxied.toString().split('HTTP/1.1 ').length - 1, 1, 'the proxy does not tunnel a second request');
 });
 
-test('a daemon that cannot be reached gives a JSON error the CLI prints', async () => {
+test('large request headers (X-Registry-Config, build args) pass: up to 1 MiB like dockerd', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const big = Buffer.from(JSON.stringify({ 'registry.example': { auth: 'x'.repeat(300 * 1024) } })).toString('base64');
+  const r = await rawExchange({ port: portOf(s.proxy.address) }, `GET /_ping HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Registry-Config: ${big}\r\nConnection: close\r\n\r\n`);
+  assert.match(r.toString(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nOK$/);
+});
+
+test('server limits: no request timeout, no socket timeout, keep-alive beyond Go\'s 90 s idle', { timeout: TEST_TIMEOUT_MS }, () => {
+  const server = createProxyServer(undefined);
+  assert.equal(server.requestTimeout, 0);
+  assert.equal(server.timeout, 0);
+  assert.ok(server.keepAliveTimeout > 90_000);
+  assert.ok(server.headersTimeout >= 60_000);
+  server.close();
+});
+
+test('a daemon that cannot be reached gives a JSON error the CLI prints', { timeout: TEST_TIMEOUT_MS }, async () => {
   const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: join(work, 'nothing-here.sock'), logger: quiet });
   try {
     const r = await docker({ ...s.direct, DOCKER_HOST: proxy.dockerHost }, ['ps']);
@@ -150,7 +166,7 @@ async function recordingDaemon(): Promise<{ socket: string; requests: http.Incom
   return { socket, requests, closed, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
 }
 
-test('repeated request and response headers stay separate; status and reason pass through', async () => {
+test('repeated request and response headers stay separate; status and reason pass through', { timeout: TEST_TIMEOUT_MS }, async () => {
   const fake = await recordingDaemon();
   const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: fake.socket, logger: quiet });
   try {
@@ -171,7 +187,7 @@ test('repeated request and response headers stay separate; status and reason pas
   }
 });
 
-test('a client that goes away ends the daemon-side stream (Ctrl-C on events / logs -f)', async () => {
+test('a client that goes away ends the daemon-side stream (Ctrl-C on events / logs -f)', { timeout: TEST_TIMEOUT_MS }, async () => {
   const fake = await recordingDaemon();
   const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: fake.socket, logger: quiet });
   try {

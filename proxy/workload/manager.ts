@@ -1,0 +1,284 @@
+/**
+ * Workload wiring, the one implementation behind the proxy's interceptors, the daemon event
+ * watcher, the start-up reconciler and `calicoctl container ...`:
+ *
+ *   reserve  - addresses from IPAM (explicit or auto, handle = this node + container id), the
+ *              container's profiles created if missing; or the existing endpoint on a restart
+ *   wire     - the veth into the running container (src/dataplane/wire.ts), then the endpoint
+ *              record; waits until the local agent has programmed it, when one is attached
+ *   teardown - veth, addresses, record
+ *
+ * Every step undoes what it did when a later one fails, so nothing is left half-made. Work on one
+ * container is serialised, so a start seen both through the proxy and on the daemon's event
+ * stream is wired once.
+ */
+import { KV } from '../../src/datastore/kv.js';
+import { keys } from '../../src/datastore/keys.js';
+import { Logger } from '../../src/log.js';
+import { CalicoError } from '../../src/errors.js';
+import { StoredWorkloadEndpoint, defaultProfile, interfaceNameFor } from '../../src/model/stored.js';
+import { createProfile } from '../../src/datastore/profiles.js';
+import { autoAssign, assignIp, releaseIps, releaseByHandle } from '../../src/ipam/index.js';
+import { wireWorkload, unwireWorkload, getLink, netnsOfPid, Netns } from '../../src/dataplane/index.js';
+import type { DaemonClient, ContainerInspect } from '../daemon-client.js';
+import { CalicoRequest, parseCalicoRequest } from './calico-env.js';
+import { DockerEndpoint, ORCHESTRATOR, endpointsOfContainer, allDockerEndpoints, newEndpointId } from './endpoints.js';
+
+export interface WorkloadManagerOptions {
+  kv: KV;
+  nodeName: string;
+  daemon: DaemonClient;
+  logger: Logger;
+  /** Namespace of the host side (default: this process's). */
+  hostNetns?: Netns;
+  /** Awaited with the etcd revision of every endpoint record written (the node waits for its agent). */
+  onEndpointWritten?: (revision: string) => Promise<void>;
+  containerIfName?: string;
+}
+
+export interface Reservation {
+  containerId: string;
+  containerName: string;
+  endpointId: string;
+  ipv4: string[];
+  ipv6: string[];
+  profiles: string[];
+  mac?: string;
+  /** The record being re-wired (restart, start of a stopped container), if any. */
+  existing?: DockerEndpoint;
+  /** Addresses allocated by this reservation, released again if wiring fails. */
+  allocated: string[];
+}
+
+export class WorkloadError extends CalicoError {}
+
+const hostPart = (cidr: string) => cidr.split('/')[0]!;
+
+export class WorkloadManager {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly log: Logger;
+
+  constructor(readonly opts: WorkloadManagerOptions) {
+    this.log = opts.logger.child({ component: 'workloads' });
+  }
+
+  get kv(): KV { return this.opts.kv; }
+  get nodeName(): string { return this.opts.nodeName; }
+  get daemon(): DaemonClient { return this.opts.daemon; }
+
+  /** The IPAM handle of a container's addresses; the node in it lets the reconciler find its own. */
+  handleOf(containerId: string): string {
+    return `${this.opts.nodeName}.${ORCHESTRATOR}.${containerId}`;
+  }
+
+  /** Waits for the container's lock; the returned function releases it. */
+  async acquire(containerId: string): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    const prev = this.locks.get(containerId) ?? Promise.resolve();
+    const tail = prev.catch(() => undefined).then(() => held);
+    this.locks.set(containerId, tail);
+    void tail.then(() => { if (this.locks.get(containerId) === tail) this.locks.delete(containerId); });
+    await prev.catch(() => undefined);
+    return release;
+  }
+
+  /** Runs `fn` with no other work on the same container in flight. */
+  withContainerLock<T>(containerId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(containerId) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(containerId, tail);
+    void tail.then(() => { if (this.locks.get(containerId) === tail) this.locks.delete(containerId); });
+    return run;
+  }
+
+  /** Whether this node can give IPv6 addresses (it needs an IPv6 address of its own). */
+  async nodeHasIpv6(): Promise<boolean> {
+    const [a, b] = await Promise.all([this.kv.get(keys.bird6Ip(this.nodeName)), this.kv.get(keys.bgpHostIpV6(this.nodeName))]);
+    return Boolean(a?.value || b?.value);
+  }
+
+  endpoints(containerId: string): Promise<DockerEndpoint[]> {
+    return endpointsOfContainer(this.kv, this.nodeName, containerId);
+  }
+
+  /** Addresses and profiles for a container about to start (or its existing endpoint). */
+  async reserve(container: { id: string; name: string }, req: CalicoRequest): Promise<Reservation> {
+    const [existing] = await this.endpoints(container.id);
+    if (existing) {
+      return {
+        containerId: container.id, containerName: container.name, endpointId: existing.endpointId,
+        ipv4: existing.ep.ipv4_nets.map(hostPart), ipv6: existing.ep.ipv6_nets.map(hostPart),
+        profiles: existing.ep.profile_ids, mac: existing.ep.mac ?? undefined, existing, allocated: [],
+      };
+    }
+    // Addresses under this container's handle with no endpoint record are left from a start that
+    // failed before wiring (or a crash): start afresh rather than hold two.
+    await releaseByHandle(this.kv, this.handleOf(container.id));
+    for (const p of req.profiles) {
+      if (await createProfile(this.kv, defaultProfile(p))) this.log.info('created profile', { profile: p, container: container.id });
+    }
+    const handleId = this.handleOf(container.id);
+    const attrs = { container: container.name.replace(/^\//, ''), node: this.nodeName };
+    let ipv4: string[] = [];
+    let ipv6: string[] = [];
+    if (req.ip === 'auto') {
+      ({ ipv4, ipv6 } = await autoAssign(this.kv, { node: this.nodeName, num4: 1, num6: 0, handleId, attrs }));
+    } else {
+      const ip = await assignIp(this.kv, { ip: req.ip.address, node: this.nodeName, handleId, attrs });
+      if (req.ip.version === 4) ipv4 = [ip]; else ipv6 = [ip];
+    }
+    return { containerId: container.id, containerName: container.name, endpointId: newEndpointId(), ipv4, ipv6, profiles: req.profiles, allocated: [...ipv4, ...ipv6] };
+  }
+
+  /** Gives back what `reserve` allocated (wiring failed, or the start never happened). */
+  async release(res: Reservation): Promise<void> {
+    if (res.allocated.length === 0) return;
+    await releaseIps(this.kv, res.allocated);
+    res.allocated = [];
+  }
+
+  /**
+   * Wires the reserved addresses into the running container and writes its endpoint record. On
+   * any failure everything this call made is removed again; the reservation is left to the caller.
+   */
+  async wire(res: Reservation, inspect?: ContainerInspect): Promise<StoredWorkloadEndpoint> {
+    const c = inspect ?? (await this.daemon.inspectContainer(res.containerId));
+    if (!c) throw new WorkloadError(`container ${res.containerName} no longer exists`);
+    if (!c.State.Running || !c.State.Pid) {
+      const code = (c.State as { ExitCode?: number }).ExitCode;
+      throw new WorkloadError(`container ${c.Name.replace(/^\//, '')} exited before Calico could network it${code !== undefined ? ` (exit code ${code})` : ''}`, {
+        hint: 'a container with CALICO_IP must keep running while it is started; check its command',
+      });
+    }
+    // A left-over host side (e.g. the container was restarted by its policy a moment ago) is replaced.
+    await unwireWorkload(res.endpointId, { hostNetns: this.opts.hostNetns, flushConntrack: false }).catch(() => false);
+    const wired = await wireWorkload({
+      netnsPath: `/proc/${c.State.Pid}/ns/net`,
+      endpointId: res.endpointId,
+      containerIfName: this.opts.containerIfName ?? 'eth1',
+      ipv4Addrs: res.ipv4,
+      ipv6Addrs: res.ipv6,
+      mac: res.mac,
+      hostNetns: this.opts.hostNetns,
+    });
+    const ep: StoredWorkloadEndpoint = {
+      ...(res.existing?.ep ?? {}),
+      state: 'active',
+      name: wired.hostIfName,
+      mac: wired.mac,
+      profile_ids: res.existing ? res.existing.ep.profile_ids : res.profiles,
+      ipv4_nets: wired.ipv4Addrs.map((a) => `${a}/32`),
+      ipv6_nets: wired.ipv6Addrs.map((a) => `${a}/128`),
+      ipv4_gateway: wired.ipv4Gateway,
+      ipv6_gateway: wired.ipv6Gateway,
+      labels: res.existing?.ep.labels ?? {},
+      'container:if_name': wired.containerIfName,
+    };
+    const key = keys.workloadEndpoint(this.nodeName, ORCHESTRATOR, res.containerId, res.endpointId);
+    let revision: string;
+    try {
+      revision = await this.kv.put(key, JSON.stringify(ep));
+    } catch (err) {
+      await unwireWorkload(res.endpointId, { hostNetns: this.opts.hostNetns }).catch(() => false);
+      throw err;
+    }
+    res.mac = wired.mac;
+    if (this.opts.onEndpointWritten) await this.opts.onEndpointWritten(revision);
+    this.log.info('wired container', { container: res.containerId, endpoint: res.endpointId, ipv4: wired.ipv4Addrs, ipv6: wired.ipv6Addrs, profiles: ep.profile_ids });
+    return ep;
+  }
+
+  /** Reserve + wire for a container that is running, releasing what was reserved if wiring fails. */
+  async reserveAndWire(c: ContainerInspect, req: CalicoRequest): Promise<StoredWorkloadEndpoint> {
+    const res = await this.reserve({ id: c.Id, name: c.Name }, req);
+    try {
+      return await this.wire(res, c);
+    } catch (err) {
+      await this.release(res).catch((e: unknown) => this.log.error('release after failed wiring failed', { container: c.Id, err: e as Error }));
+      throw err;
+    }
+  }
+
+  /**
+   * Removes everything Calico holds for a container: the veth (if the container still runs), its
+   * addresses (by handle, and by the record's addresses for records written by other tools) and
+   * its endpoint records. Returns whether there was anything.
+   */
+  async teardown(containerId: string): Promise<boolean> {
+    const eps = await this.endpoints(containerId);
+    for (const e of eps) await unwireWorkload(e.endpointId, { hostNetns: this.opts.hostNetns }).catch(() => false);
+    const released = await releaseByHandle(this.kv, this.handleOf(containerId));
+    const recorded = eps.flatMap((e) => [...e.ep.ipv4_nets, ...e.ep.ipv6_nets].map(hostPart)).filter((ip) => !released.includes(ip));
+    if (recorded.length) await releaseIps(this.kv, recorded);
+    if (eps.length) await this.kv.deletePrefix(keys.workloadEndpointsOf(this.nodeName, ORCHESTRATOR, containerId));
+    if (eps.length || released.length) this.log.info('removed container from Calico', { container: containerId, addresses: [...released, ...recorded] });
+    return eps.length > 0 || released.length > 0;
+  }
+
+  /**
+   * Makes sure a running container that asks for Calico is wired: used for starts that did not go
+   * through the proxy (restart policies, daemon restarts, the direct socket) and at start-up.
+   */
+  async ensureWired(containerId: string): Promise<'wired' | 'already' | 'not-calico' | 'gone'> {
+    return this.withContainerLock(containerId, async () => {
+      const c = await this.daemon.inspectContainer(containerId);
+      if (!c) return 'gone';
+      let req: CalicoRequest | undefined;
+      try {
+        req = parseCalicoRequest(c.Config.Env);
+      } catch {
+        return 'not-calico';
+      }
+      if (!req) return 'not-calico';
+      if (!c.State.Running) return 'gone';
+      const [ep] = await this.endpoints(c.Id);
+      if (ep && (await this.isWiredInto(ep, c.State.Pid))) return 'already';
+      await this.reserveAndWire(c, req);
+      return 'wired';
+    });
+  }
+
+  /** The host side exists and its peer lives in this container's namespace. */
+  private async isWiredInto(ep: DockerEndpoint, pid: number): Promise<boolean> {
+    const link = await getLink(interfaceNameFor(ep.endpointId), { netns: this.opts.hostNetns }).catch(() => undefined);
+    if (!link) return false;
+    const peer = await getLink(ep.ep['container:if_name'] ?? 'eth1', { netns: netnsOfPid(pid) }).catch(() => undefined);
+    return peer !== undefined;
+  }
+
+  /**
+   * Start-up reconciliation against the daemon: records and addresses of containers that no
+   * longer exist are removed; running Calico containers that lost their wiring are re-wired.
+   */
+  async reconcile(): Promise<{ removed: string[]; rewired: string[] }> {
+    const res = await this.daemon.request('GET', '/containers/json?all=1');
+    if (res.status !== 200) throw new WorkloadError(`cannot list containers: daemon answered ${res.status}`);
+    const containers = JSON.parse(res.body.toString('utf8')) as Array<{ Id: string; State: string }>;
+    const exists = new Set(containers.map((c) => c.Id));
+    const removed: string[] = [];
+    const rewired: string[] = [];
+    const recorded = new Set((await allDockerEndpoints(this.kv, this.nodeName)).map((e) => e.containerId));
+    // Handles of this node's containers (addresses reserved but never recorded, e.g. a crash mid-start).
+    const handlePrefix = `${this.nodeName}.${ORCHESTRATOR}.`;
+    const handles = (await this.kv.list(keys.ipamHandlePrefix, { keysOnly: true })).entries
+      .map((e) => decodeURIComponent(e.key.slice(keys.ipamHandlePrefix.length)))
+      .filter((h) => h.startsWith(handlePrefix))
+      .map((h) => h.slice(handlePrefix.length));
+    for (const cid of new Set([...recorded, ...handles])) {
+      if (exists.has(cid)) continue;
+      await this.withContainerLock(cid, () => this.teardown(cid));
+      removed.push(cid);
+    }
+    for (const c of containers) {
+      if (c.State !== 'running') continue;
+      try {
+        if ((await this.ensureWired(c.Id)) === 'wired') rewired.push(c.Id);
+      } catch (err) {
+        this.log.error('could not re-wire container', { container: c.Id, err: err as Error });
+      }
+    }
+    return { removed, rewired };
+  }
+}
