@@ -66,15 +66,19 @@ test('calc: unchanged views keep their identity; a change touches only what it m
   assert.equal(d2.ipSets.get('tag:P1'), d1.ipSets.get('tag:P1'), 'the P1 set did not change');
   assert.ok(d2.ipSets.get('tag:P2')!.members4.has('10.65.1.4'));
 
-  // Render + diff: only e3's two chains and the set element.
+  // Render + diff: e3 moves to the class (P1, P2): two new class chains, its map entries, the
+  // set element; nothing else is rewritten.
   const r = new RulesetRenderer();
   const rs1 = r.render(d1);
   const rs2 = r.render(d2);
+  assert.equal(rs1.chains.get('fw-P1'), r.render(d1).chains.get('fw-P1'), 'class chains are shared and memoised');
   const diff = diffScript(rs1, rs2, CALICO_TABLE);
   assert.equal(diff.needsRebuild, false);
   assert.equal(diff.changedChains, 2);
-  assert.deepEqual(diff.commands.filter((c) => c.startsWith('flush')), ['flush chain inet calico fw-calie3', 'flush chain inet calico tw-calie3']);
+  assert.deepEqual(diff.commands.filter((c) => /^(flush|add chain)/.test(c)), ['add chain inet calico fw-P1/P2', 'add chain inet calico tw-P1/P2']);
   assert.ok(diff.commands.includes(`add element inet calico ${ipSetName('tag:P2', 4)} { 10.65.1.4 }`));
+  assert.ok(diff.commands.includes('add element inet calico from-wl { "calie3" : goto fw-P1/P2 }'), diff.commands.join('\n'));
+  assert.ok(diff.commands.includes('delete element inet calico from-wl { "calie3" }'));
   checkScriptScope(diff.commands, CALICO_TABLE);
   checkScriptScope(fullScript(rs2, CALICO_TABLE), CALICO_TABLE);
 
@@ -86,13 +90,15 @@ test('calc: unchanged views keep their identity; a change touches only what it m
   assert.deepEqual(diff3.commands.filter((c) => c.startsWith('flush')), ['flush chain inet calico pri-P1'], 'pro-P1 rules are unchanged, so not rewritten');
   assert.ok(diff3.commands.some((c) => c.startsWith(`delete set inet calico ${ipSetName('tag:P1', 4)}`)), 'P1 tag set no longer referenced');
 
-  // Endpoint removal deletes its chains after its map entries.
-  g.onUpdate(keys.workloadEndpoint('h1', 'docker', 'e5', 'e5'), undefined);
+  // Removing the last endpoint of a class deletes the class chains, after the map entries
+  // that point at them; its anti-spoofing elements go too.
+  g.onUpdate(keys.workloadEndpoint('h1', 'docker', 'e3', 'e3'), undefined);
   const rs4 = r.render(g.recompute());
   const c4 = diffScript(rs3, rs4, CALICO_TABLE).commands;
-  const mapDel = c4.findIndex((c) => c.startsWith('delete element inet calico from-wl'));
-  const chainDel = c4.indexOf('delete chain inet calico fw-calie5');
+  const mapDel = c4.indexOf('delete element inet calico from-wl { "calie3" }');
+  const chainDel = c4.indexOf('delete chain inet calico fw-P1/P2');
   assert.ok(mapDel >= 0 && chainDel > mapDel, c4.join('\n'));
+  assert.ok(c4.includes('delete element inet calico wl-addr4 { "calie3" . 10.65.1.4 }'), c4.join('\n'));
 });
 
 test('calc: policies select by labels (own, profile, tags), order by `order` then name, honour types', () => {
@@ -156,7 +162,12 @@ test('calc: config (host overrides global), pools and node addresses', () => {
 
 test('rules: ports, ICMP, nets by family, negations, tags and selectors; untranslatable rules drop', () => {
   const r = (rule: unknown, owner: 'profile' | 'policy' = 'profile') => renderRule(parseRules([rule], 'r')[0]!, owner);
-  assert.deepEqual(r({ action: 'allow', protocol: 'tcp', dst_ports: [80, '1000:2000'] }), ['meta l4proto 6 th dport { 80, 1000-2000 } meta mark set meta mark | 0x00010000 return']);
+  assert.deepEqual(r({ action: 'allow', protocol: 'tcp', dst_ports: [80, 443, '1000:2000'] }), [
+    'meta l4proto 6 th dport { 80, 443 } meta mark set meta mark | 0x00010000 return',
+    'meta l4proto 6 th dport 1000-2000 meta mark set meta mark | 0x00010000 return',
+  ], 'ports: one rule for the single ports, one per range (no interval sets)');
+  assert.equal(r({ action: 'allow', protocol: 'udp', src_ports: [1, '5:6'], dst_ports: [53, '100:200'] }).length, 4, 'cross product of source and destination groups');
+  assert.deepEqual(r({ action: 'deny', protocol: 'tcp', '!dst_ports': [22, '6000:6010'] }), ['meta l4proto 6 th dport != 22 th dport != 6000-6010 drop'], 'negated groups all hold');
   assert.deepEqual(r({ action: 'deny', protocol: 'icmp', icmp_type: 8, icmp_code: 0 }), ['meta nfproto ipv4 meta l4proto 1 icmp type 8 icmp code 0 drop']);
   assert.deepEqual(r({ action: 'allow', src_nets: ['10.0.0.0/8', '10.1.0.0/16', 'fd00::/64'] }), [
     'meta nfproto ipv4 ip saddr 10.0.0.0/8 meta mark set meta mark | 0x00010000 return',

@@ -71,7 +71,7 @@ test('SIGKILL and restart: same ruleset and routes; an open connection keeps flo
   assert.ok(await eventually(() => ping(A.ns, C.ip)), 'A -> C under the first agent');
   assert.equal(await ping(A.ns, B.ip), false);
   const before1 = await dumps();
-  assert.match(before1.nft, new RegExp(`chain tw-${C.iface}`));
+  assert.match(before1.nft, new RegExp(`"${C.iface}" : goto tw-PROF_A_C_E`));
   assert.match(before1.routes, /10\.67\.0\.3 dev cali\S+ scope link/);
 
   // A TCP session A -> C.

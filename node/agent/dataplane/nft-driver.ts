@@ -100,7 +100,8 @@ export class NftDriver {
     for (const [name, s] of want.sets) {
       const k = sets.get(name);
       if (!k) { drift.push(`set ${name} missing`); continue; }
-      const exp = new Set([...s.elements].map((x) => x.replace(/\/(32|128)$/, '')));
+      // Our elements are nft syntax (quoted interface names, /32 on interval sets); the kernel's are bare.
+      const exp = new Set([...s.elements].map((x) => x.replace(/"/g, '').replace(/\/(32|128)$/, '')));
       if (k.length !== exp.size || k.some((x) => !exp.has(x))) drift.push(`set ${name}: elements differ (${k.length} in the kernel, ${exp.size} expected)`);
     }
     for (const name of sets.keys()) if (!want.sets.has(name)) drift.push(`unexpected set ${name}`);
@@ -135,6 +136,7 @@ function elementText(e: unknown): string {
       return `${p.addr}/${p.len}`;
     }
     if (Array.isArray(o.range)) return `${String(o.range[0])}-${String(o.range[1])}`;
+    if (Array.isArray(o.concat)) return o.concat.map(elementText).join(' . ');
     if (o.elem && typeof o.elem === 'object') return elementText((o.elem as { val: unknown }).val);
   }
   return JSON.stringify(e);

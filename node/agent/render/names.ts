@@ -25,9 +25,26 @@ export function safeName(name: string): string {
   return name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40) + '_' + hash64(name).slice(0, 10);
 }
 
-/** Chains of traffic from / to a workload (its egress / ingress policy). */
-export const fromWorkloadChain = (iface: string) => `fw-${iface}`;
-export const toWorkloadChain = (iface: string) => `tw-${iface}`;
+/**
+ * Chains of traffic from / to workloads (egress / ingress policy), one per distinct sequence of
+ * policies and profiles ("class"): endpoints with the same profiles and policies share them.
+ * The name is readable for the common case (profiles only) and a hash otherwise.
+ */
+export function classChain(dir: 'from' | 'to', policies: readonly string[], profiles: readonly string[]): string {
+  const prefix = dir === 'from' ? 'fw' : 'tw';
+  // '/' cannot occur in a safeName, so the joined form is unambiguous; hashed names use another
+  // prefix (fwc-/twc-) so they can never equal a readable one.
+  const readable = profiles.map(safeName).join('/');
+  if (!policies.length && profiles.length && readable.length <= 80) return `${prefix}-${readable}`;
+  return `${prefix}c-${hash64(JSON.stringify([policies, profiles]))}`;
+}
+/** Where admin-down and profile-less endpoints go: everything is dropped. */
+export const CHAIN_WL_DROP = 'wl-drop';
+/** Anti-spoofing sets: (interface . address) and (interface . MAC) pairs of local endpoints. */
+export const SET_WL_ADDR = (v: 4 | 6) => `wl-addr${v}`;
+export const SET_WL_MAC = 'wl-mac';
+/** Interfaces of endpoints without a recorded MAC (no MAC check for them). */
+export const SET_WL_NO_MAC = 'wl-nomac';
 /** Profile chains: inbound (`pri-`) and outbound (`pro-`). */
 export const profileChain = (name: string, dir: 'in' | 'out') => `${dir === 'in' ? 'pri' : 'pro'}-${safeName(name)}`;
 /** Policy chains: inbound (`pi-`) and outbound (`po-`). */

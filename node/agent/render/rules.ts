@@ -73,8 +73,15 @@ export function valueList(items: string[]): string {
 /** A CIDR as nft prints it: host routes as bare addresses. */
 export const cidrText = (c: string): string => c.replace(/\/(32|128)$/, '');
 
-function portList(ports: Array<number | string>): string {
-  return valueList(ports.map((p) => String(p).replace(':', '-')));
+/**
+ * Port alternatives: single ports in one (non-interval) group, each range on its own. A range
+ * inside an anonymous set would make it an interval set, and nft re-reads the elements of every
+ * interval set in the table before each element change; a plain range match costs nothing.
+ */
+function portGroups(ports: Array<number | string>): string[] {
+  const singles = ports.filter((p) => !String(p).includes(':')).map(String);
+  const ranges = ports.filter((p) => String(p).includes(':')).map((p) => String(p).replace(':', '-'));
+  return [...(singles.length ? [valueList(singles)] : []), ...ranges];
 }
 
 function entityMatches(e: EntityRule | undefined, side: 's' | 'd', fam: 4 | 6): string[] {
@@ -134,13 +141,16 @@ export function renderRule(pr: ParsedRule, owner: RuleOwner): string[] {
     if (notProto !== undefined) parts.push(`meta l4proto != ${notProto}`);
     return parts;
   };
-  const ports = (): string[] => {
-    const parts: string[] = [];
-    if (r.source?.ports?.length) parts.push(`th sport ${portList(r.source.ports)}`);
-    if (r.source?.notPorts?.length) parts.push(`th sport != ${portList(r.source.notPorts)}`);
-    if (r.destination?.ports?.length) parts.push(`th dport ${portList(r.destination.ports)}`);
-    if (r.destination?.notPorts?.length) parts.push(`th dport != ${portList(r.destination.notPorts)}`);
-    return parts;
+  // Positive port lists are alternatives (one rule per group, cross product of source and
+  // destination groups, as Felix does for multiport chunks); negated ones must all hold.
+  const portVariants = (): string[][] => {
+    const src = r.source?.ports?.length ? portGroups(r.source.ports).map((g) => [`th sport ${g}`]) : [[]];
+    const dst = r.destination?.ports?.length ? portGroups(r.destination.ports).map((g) => [`th dport ${g}`]) : [[]];
+    const neg: string[] = [
+      ...(r.source?.notPorts?.length ? portGroups(r.source.notPorts).map((g) => `th sport != ${g}`) : []),
+      ...(r.destination?.notPorts?.length ? portGroups(r.destination.notPorts).map((g) => `th dport != ${g}`) : []),
+    ];
+    return src.flatMap((s) => dst.map((d) => [...s, ...d, ...neg]));
   };
   const icmp = (fam: 4 | 6): string[] | undefined => {
     const kw = fam === 4 ? 'icmp' : 'icmpv6';
@@ -155,22 +165,24 @@ export function renderRule(pr: ParsedRule, owner: RuleOwner): string[] {
     return parts;
   };
 
-  if (!familySpecific) return [[...common(), ...ports(), action].join(' ')];
+  if (!familySpecific) return portVariants().map((ports) => [...common(), ...ports, action].join(' '));
   const out: string[] = [];
   for (const fam of [4, 6] as const) {
     if (!fams.has(fam)) continue;
     const ic = icmp(fam);
     if (!ic) continue;
-    const parts = [
-      `meta nfproto ${fam === 4 ? 'ipv4' : 'ipv6'}`,
-      ...common(),
-      ...entityMatches(r.source, 's', fam),
-      ...entityMatches(r.destination, 'd', fam),
-      ...ports(),
-      ...ic,
-      action,
-    ];
-    out.push(parts.join(' '));
+    for (const ports of portVariants()) {
+      const parts = [
+        `meta nfproto ${fam === 4 ? 'ipv4' : 'ipv6'}`,
+        ...common(),
+        ...entityMatches(r.source, 's', fam),
+        ...entityMatches(r.destination, 'd', fam),
+        ...ports,
+        ...ic,
+        action,
+      ];
+      out.push(parts.join(' '));
+    }
   }
   return out;
 }
