@@ -143,6 +143,30 @@ test('workload to host: DefaultEndpointToHostAction (default DROP, global ACCEPT
   await kv.delete(keys.felixConfig('DefaultEndpointToHostAction'));
   await applied(putDefaultProfile(kv, 'PROF_B'));
   assert.equal(await ping(A.ns, HOST_ADDR), false, 'back to DROP');
+  // DHCP and DNS to the host come before the default action.
+  const toHost = (await runInNetns(lab.host, 'nft', ['list', 'chain', 'inet', 'calico', 'wl-to-host'])).stdout;
+  const lines = toHost.split('\n').map((l) => l.trim());
+  const order = ['meta nfproto ipv4 udp sport 68 udp dport 67 accept', 'udp dport 53 accept', 'drop comment'].map((x) => lines.findIndex((l) => l.startsWith(x)));
+  assert.ok(order.every((i) => i > 0) && order[0]! < order[2]! && order[1]! < order[2]!, toHost);
+});
+
+test('IPv6: an endpoint whose gateway is a host address gets a proxy NDP entry; its v6 source is checked', async () => {
+  await applied(putEndpoint(kv, NODE, C, ['PROF_A_C_E'], {}, { ipv6_gateway: 'fd65::fffe' }));
+  const proxies = (await runInNetns(lab.host, 'ip', ['-6', 'neigh', 'show', 'proxy', 'dev', C.iface])).stdout;
+  assert.match(proxies, /fd65::fffe/);
+  assert.ok(await eventually(() => ping(A.ns, C.ip6!)));
+  await runInNetns(A.ns, 'ip', ['-6', 'addr', 'add', 'fd65::99/128', 'dev', 'eth1', 'nodad']);
+  try {
+    await runInNetns(A.ns, 'ip', ['-6', 'route', 'replace', 'default', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth1', 'src', 'fd65::99']);
+    await ipBatch([`route replace fd65::99/128 dev ${A.iface}`], { netns: lab.host });
+    assert.equal(await ping(A.ns, C.ip6!), false, 'a source address that is not the endpoint\'s is dropped');
+  } finally {
+    await runInNetns(A.ns, 'ip', ['-6', 'route', 'replace', 'default', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth1']);
+    await runInNetns(A.ns, 'ip', ['-6', 'addr', 'del', 'fd65::99/128', 'dev', 'eth1']);
+    await ipBatch([`route del fd65::99/128 dev ${A.iface}`], { netns: lab.host, force: true });
+  }
+  assert.ok(await eventually(() => ping(A.ns, C.ip6!)), 'the real source passes');
+  await applied(putEndpoint(kv, NODE, C, ['PROF_A_C_E']));
 });
 
 test('a profile edited while traffic flows takes effect without a restart; established flows keep going', async () => {

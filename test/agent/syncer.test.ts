@@ -10,7 +10,12 @@ import type { KV, KVEntry, WatchEvent, Watcher, TxnGuard, TxnOp } from '../../sr
 import { CompactedError } from '../../src/datastore/etcd-grpc.js';
 import { createLogger } from '../../src/log.js';
 import { startEtcd } from '../harness/etcd.js';
-import { waitFor } from '../harness/ports.js';
+import { waitFor, freePort } from '../harness/ports.js';
+import { startProcess, OwnedProcess } from '../harness/process.js';
+import { connectKV } from '../../src/datastore/connect.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
 const log = createLogger({ level: 'error', stream: new Writable({ write(_c, _e, cb) { cb(); } }) });
@@ -137,5 +142,44 @@ test('syncer (real etcd): a watch from a compacted revision fails, and the resyn
     await s.stop();
   } finally {
     await etcd.stop();
+  }
+});
+
+test('syncer (real etcd): etcd stops and comes back; changes made afterwards arrive, none is lost', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'calico-syncer-'));
+  const client = await freePort();
+  const peer = await freePort();
+  const endpoint = `http://127.0.0.1:${client}`;
+  const launch = (n: number): OwnedProcess => startProcess('etcd', [
+    '--name', 'one', '--data-dir', join(dir, 'data'),
+    '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `one=http://127.0.0.1:${peer}`, '--log-level', 'error', '--logger', 'zap',
+  ], join(dir, `etcd${n}.log`), { env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch } });
+  let etcd = launch(1);
+  const cfg = { endpoints: [endpoint], isDefault: false };
+  const writer = connectKV(cfg, 'cli');
+  const kv = connectKV(cfg, 'daemon');
+  const m = mirror();
+  const s = new DatastoreSyncer(kv, ['/calico/v1/'], m.handler, log, { minBackoffMs: 50, maxBackoffMs: 500 });
+  try {
+    await waitFor('etcd', async () => { await writer.list('/x'); return true; }, 20000);
+    await writer.put('/calico/v1/a', '1');
+    await s.start();
+    assert.equal(m.state.get('/calico/v1/a'), '1');
+    await etcd.stop();
+    etcd = launch(2);
+    await waitFor('etcd back', async () => { await writer.list('/x'); return true; }, 20000);
+    await writer.put('/calico/v1/b', '2');
+    await writer.delete('/calico/v1/a');
+    await writer.put('/calico/v1/c', '3');
+    await waitFor('changes after the outage', async () => m.state.get('/calico/v1/c') === '3', 20000);
+    assert.deepEqual([...m.state].sort(), [['/calico/v1/b', '2'], ['/calico/v1/c', '3']]);
+  } finally {
+    await s.stop();
+    kv.close();
+    writer.close();
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
