@@ -17,6 +17,8 @@ const endpoint = lazy<typeof import('./commands/endpoint.js')>('./commands/endpo
 const config = lazy<typeof import('./commands/config.js')>('./commands/config.js');
 const ipam = lazy<typeof import('./commands/ipam.js')>('./commands/ipam.js');
 const misc = lazy<typeof import('./commands/misc.js')>('./commands/misc.js');
+const node = lazy<typeof import('./commands/node.js')>('./commands/node.js');
+const container = lazy<typeof import('./commands/container.js')>('./commands/container.js');
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -129,13 +131,33 @@ export function buildProgram(): Command {
   program.command('bgp-node-mesh').argument('[state]').description('v0.4 spelling of `bgp node-mesh`').action(((s?: string) => bgp().nodeMesh(s)) as Action);
   program.command('default-node-as').argument('[as_num]').description('v0.4 spelling of `bgp default-node-as`').action(((a?: string) => bgp().defaultAs(a)) as Action);
 
-  const nd = program.command('node').description('The Calico node on this host: `node --ip=<IP>` starts it (with the node issue), `node bgp peer ...`');
+  const nd = program.command('node')
+    .description('Start the Calico node on this host (agent, BGP speaker, Docker API proxy), or manage it:\n' +
+      '`node --ip=<IP>`, `node stop`, `node status`, `node checksystem`, `node diags`, `node bgp peer ...`')
+    .option('--ip <ip>', "this host's IPv4 address, or autodetect (the address of the interface with the default route)")
+    .option('--ip6 <ip6>', "this host's IPv6 address (needed for IPv6 workloads)")
+    .option('--as <as_num>', 'this node\'s AS number (default: the global one, see bgp default-node-as)')
+    .option('--name <name>', 'this node\'s name (default: CALICO_NODENAME or the host name)')
+    .option('--log-dir <dir>', 'where the node writes its log', '/var/log/calico')
+    .option('--docker-socket <path>', 'the Docker daemon socket the proxy forwards to', '/var/run/docker.sock')
+    .option('--proxy-listen <addr>', 'where the Docker API proxy listens (host:port or a unix socket path)', '127.0.0.1:2377')
+    .option('--backend <backend>', 'BGP: builtin (the node\'s own speaker) or none', 'builtin')
+    .option('--no-default-ippools', 'do not create the default IP pools')
+    .option('--metrics-port <port>', 'Prometheus metrics on 127.0.0.1 (0 = off)', '9091')
+    .option('--bgp-port <port>', 'BGP port', '179')
+    .option('--dryrun', 'print what would be done, and do nothing')
+    .option('--init-system', 'run in the foreground (for systemd)')
+    .option('--detach <bool>', 'run the node in the background', 'true')
+    .action(((o: import('./commands/node.js').NodeStartOptions) => node().start(o)) as Action);
   addPeerCommands(nd.command('bgp').description('BGP of this node').command('peer').description('BGP peers of this node only'), 'node');
   addPeerCommands(nd.command('bgppeer').description('v0.4 spelling of `node bgp peer`'), 'node');
-  for (const sub of ['stop', 'status', 'diags', 'checksystem']) {
-    nd.command(sub).allowUnknownOption().allowExcessArguments().description(`(not available yet)`).action((() => misc().notYet(`node ${sub}`)) as Action);
-  }
-  nd.allowUnknownOption().allowExcessArguments().action((() => misc().notYet('node')) as Action);
+  nd.command('stop').option('--force', 'stop even though this host has endpoints (they are removed)')
+    .description('Stop the node and remove its configuration').action(((o: { force?: boolean }) => node().stop(o)) as Action);
+  nd.command('status').description('The node process, its agent, and the BGP peer table').action((() => node().status()) as Action);
+  nd.command('checksystem').option('--fix', 'fix what can be fixed (sysctls, modules)').option('--docker-socket <path>', 'Docker socket', '/var/run/docker.sock')
+    .description('Check that this host can run the node').action(((o: { fix?: boolean; dockerSocket: string }) => node().checksystem(o)) as Action);
+  nd.command('diags').option('--log-dir <dir>', 'the node\'s log dir', '/var/log/calico')
+    .description('Collect diagnostics into a tar.gz').action(((o: { logDir: string }) => node().diags(o)) as Action);
 
   const ep = program.command('endpoint').description('Workload endpoints: `endpoint show`, `endpoint <EID> profile append|remove|set|show`');
   ep.command('show').option('--host <host>').option('--orchestrator <orch>').option('--workload <workload>').option('--endpoint <eid>')
@@ -145,10 +167,22 @@ export function buildProgram(): Command {
     .option('--host <host>').option('--orchestrator <orch>').option('--workload <workload>').addOption(outputOption())
     .action(((eid: string | undefined, args: string[], o: Record<string, string>) => endpoint().profileCmd(eid, args, o, ep)) as Action);
 
-  for (const c of ['container', 'status', 'diags', 'checksystem']) {
-    program.command(c).allowUnknownOption().allowExcessArguments().description('(not available yet: comes with the proxy and node)')
-      .action((() => misc().notYet(c)) as Action);
-  }
+  program.command('status').description('The node process, its agent, and the BGP peer table').action((() => node().status()) as Action);
+  program.command('checksystem').option('--fix', 'fix what can be fixed (sysctls, modules)').option('--docker-socket <path>', 'Docker socket', '/var/run/docker.sock')
+    .description('Check that this host can run the node').action(((o: { fix?: boolean; dockerSocket: string }) => node().checksystem(o)) as Action);
+  program.command('diags').option('--log-dir <dir>', 'the node\'s log dir', '/var/log/calico')
+    .description('Collect diagnostics (routes, nftables, links, logs, etcd data) into a tar.gz').action(((o: { logDir: string }) => node().diags(o)) as Action);
+
+  const ct = program.command('container')
+    .description('Containers: `container add <C> <IP|auto> [--interface=eth1]`, `container remove <C>`,\n' +
+      '`container <C> ip add|remove <IP>`, `container <C> endpoint-id show`, `container <C> profile append|remove|set [PROFILES...]`')
+    .option('--docker-socket <path>', 'the Docker daemon socket', '/var/run/docker.sock');
+  ct.command('add').argument('<container>').argument('<ip>', 'an address in a pool, auto, ipv4, ipv6, or a pool CIDR').option('--interface <name>', 'interface in the container', 'eth1')
+    .description('Network a running container with Calico').action(((c: string, ip: string, o: { interface: string }) => container().add(c, ip, o, ct.opts())) as Action);
+  ct.command('remove').argument('<container>').description('Remove Calico networking from a container')
+    .action(((c: string) => container().remove(c, ct.opts())) as Action);
+  ct.argument('[container]').argument('[args...]').option('--interface <name>', 'interface in the container', 'eth1')
+    .action(((c: string | undefined, args: string[], o: { interface: string; dockerSocket: string }) => container().perContainer(c, args, o, ct)) as Action);
   return program;
 }
 

@@ -146,23 +146,26 @@ export class WorkloadManager {
   async wire(res: Reservation, inspect?: ContainerInspect): Promise<StoredWorkloadEndpoint> {
     const c = inspect ?? (await this.daemon.inspectContainer(res.containerId));
     if (!c) throw new WorkloadError(`container ${res.containerName} no longer exists`);
-    if (!c.State.Running || !c.State.Pid) {
-      const code = (c.State as { ExitCode?: number }).ExitCode;
-      throw new WorkloadError(`container ${c.Name.replace(/^\//, '')} exited before Calico could network it${code !== undefined ? ` (exit code ${code})` : ''}`, {
-        hint: 'a container with CALICO_IP must keep running while it is started; check its command',
-      });
-    }
+    if (!c.State.Running || !c.State.Pid) throw this.exitedError(c);
     // A left-over host side (e.g. the container was restarted by its policy a moment ago) is replaced.
     await unwireWorkload(res.endpointId, { hostNetns: this.opts.hostNetns, flushConntrack: false }).catch(() => false);
-    const wired = await wireWorkload({
-      netnsPath: `/proc/${c.State.Pid}/ns/net`,
-      endpointId: res.endpointId,
-      containerIfName: this.opts.containerIfName ?? 'eth1',
-      ipv4Addrs: res.ipv4,
-      ipv6Addrs: res.ipv6,
-      mac: res.mac,
-      hostNetns: this.opts.hostNetns,
-    });
+    let wired;
+    try {
+      wired = await wireWorkload({
+        netnsPath: `/proc/${c.State.Pid}/ns/net`,
+        endpointId: res.endpointId,
+        containerIfName: this.opts.containerIfName ?? 'eth1',
+        ipv4Addrs: res.ipv4,
+        ipv6Addrs: res.ipv6,
+        mac: res.mac,
+        hostNetns: this.opts.hostNetns,
+      });
+    } catch (err) {
+      // The usual reason a wiring fails half-way: the container exited (its namespace went).
+      const now = await this.daemon.inspectContainer(res.containerId).catch(() => undefined);
+      if (!now?.State.Running || now.State.Pid !== c.State.Pid) throw this.exitedError(now ?? c, err);
+      throw err;
+    }
     const ep: StoredWorkloadEndpoint = {
       ...(res.existing?.ep ?? {}),
       state: 'active',
@@ -188,6 +191,14 @@ export class WorkloadManager {
     if (this.opts.onEndpointWritten) await this.opts.onEndpointWritten(revision);
     this.log.info('wired container', { container: res.containerId, endpoint: res.endpointId, ipv4: wired.ipv4Addrs, ipv6: wired.ipv6Addrs, profiles: ep.profile_ids });
     return ep;
+  }
+
+  private exitedError(c: ContainerInspect, cause?: unknown): WorkloadError {
+    const code = (c.State as { ExitCode?: number }).ExitCode;
+    return new WorkloadError(`container ${c.Name.replace(/^\//, '')} exited before Calico could network it${c.State.Running ? '' : code !== undefined ? ` (exit code ${code})` : ''}`, {
+      hint: 'a container with CALICO_IP must keep running while it is started; check its command',
+      cause,
+    });
   }
 
   /** Reserve + wire for a container that is running, releasing what was reserved if wiring fails. */

@@ -1,0 +1,54 @@
+/**
+ * `calicoctl checksystem [--fix]`: what the node needs from the host. Prints nothing when all is
+ * well (as the original); a line per problem otherwise. `calicoctl node` runs it too, fixing what
+ * it can and only warning.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+export interface Problem {
+  severity: 'error' | 'warning';
+  message: string;
+}
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function sysctl(path: string): string | undefined {
+  try { return readFileSync(path, 'utf8').trim(); } catch { return undefined; }
+}
+
+export function runChecks(o: { fix: boolean; forNode: boolean; dockerSocket: string }): Problem[] {
+  const out: Problem[] = [];
+  if (typeof process.getuid === 'function' && process.getuid() !== 0 && !o.forNode) {
+    out.push({ severity: 'error', message: 'not running as root: the node needs root (sudo calicoctl ...)' });
+  }
+  for (const [cmd, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['conntrack', 'conntrack'], ['nsenter', 'util-linux']] as const) {
+    if (!has(cmd)) out.push({ severity: cmd === 'conntrack' ? 'warning' : 'error', message: `${cmd} not found: install it (apt-get install ${pkg})` });
+  }
+  if (has('nft') && spawnSync('nft', ['list', 'tables'], { stdio: 'ignore' }).status !== 0) {
+    if (o.fix) spawnSync('modprobe', ['nf_tables'], { stdio: 'ignore' });
+    if (spawnSync('nft', ['list', 'tables'], { stdio: 'ignore' }).status !== 0) {
+      out.push({ severity: 'error', message: 'nftables is not usable: load it with `modprobe nf_tables`' });
+    }
+  }
+  for (const [path, what] of [['/proc/sys/net/ipv4/ip_forward', 'IPv4 forwarding'], ['/proc/sys/net/ipv6/conf/all/forwarding', 'IPv6 forwarding']] as const) {
+    const v = sysctl(path);
+    if (v === undefined) continue;
+    if (v !== '1' && o.fix) { try { writeFileSync(path, '1'); } catch { /* reported below */ } }
+    if (sysctl(path) !== '1') {
+      out.push({ severity: 'error', message: `${what} is off (${path}); ${o.fix ? 'ERROR: Could not enable it' : 'enable it with `sysctl -w ' + path.slice('/proc/sys/'.length).replace(/\//g, '.') + '=1` or run checksystem --fix'}` });
+    }
+  }
+  if (!existsSync('/proc/sys/net/ipv4/conf/all/proxy_arp')) out.push({ severity: 'error', message: 'this kernel has no proxy ARP (/proc/sys/net/ipv4/conf/all/proxy_arp)' });
+  if (!existsSync(o.dockerSocket)) {
+    out.push({ severity: 'warning', message: `no Docker daemon socket at ${o.dockerSocket}: the Docker API proxy will answer once dockerd runs` });
+  }
+  if (!has('etcd')) out.push({ severity: 'warning', message: 'etcd not found: a local datastore cannot be started (apt-get install etcd-server), set ETCD_ENDPOINTS' });
+  return out;
+}
+
+export function printProblems(problems: Problem[]): void {
+  for (const p of problems) process.stderr.write(`${p.severity === 'error' ? 'ERROR' : 'WARNING'}: ${p.message}\n`);
+}
