@@ -28,7 +28,11 @@ export interface RouteSource {
 /** How a route from a source is programmed into the kernel. */
 export type FibKind = 'via' | 'blackhole' | 'none';
 
-interface AttrEntry { attrs: PathAttrs; key: string; refs: number; fib: FibKind }
+interface AttrEntry {
+  attrs: PathAttrs; key: string; refs: number; fib: FibKind;
+  /** Kernel next-hop set ids for a single best path with these attributes, plain and IPIP (0 = not computed). */
+  nhPlain: number; nhTunnel: number;
+}
 
 /** Interned attribute sets: id -> attrs, with reference counts so unused sets are freed. */
 export class AttrStore {
@@ -39,7 +43,7 @@ export class AttrStore {
   intern(key: string, make: () => PathAttrs, fib: FibKind = 'via'): number {
     const id = this.byKey.get(key);
     if (id !== undefined) return id;
-    const entry: AttrEntry = { attrs: make(), key, refs: 0, fib };
+    const entry: AttrEntry = { attrs: make(), key, refs: 0, fib, nhPlain: 0, nhTunnel: 0 };
     const nid = this.free.pop() ?? this.entries.length;
     this.entries[nid] = entry;
     this.byKey.set(key, nid);
@@ -50,6 +54,9 @@ export class AttrStore {
   }
   fibKind(id: number): FibKind {
     return this.entries[id]!.fib;
+  }
+  entry(id: number): AttrEntry {
+    return this.entries[id]!;
   }
   ref(id: number): void {
     this.entries[id]!.refs++;
@@ -64,6 +71,10 @@ export class AttrStore {
   }
   get count(): number {
     return this.byKey.size;
+  }
+  /** Drops cached kernel specs (IP pools or own addresses changed). */
+  forgetNexthops(): void {
+    for (const e of this.entries) if (e) { e.nhPlain = 0; e.nhTunnel = 0; }
   }
 }
 
@@ -102,6 +113,9 @@ interface AfiTables {
   dirty: KeyQueue;
   /** Adj-RIB-In per source id: value = attr id, negative when stale (graceful restart). */
   adjIn: Map<number, PrefixTable>;
+  /** The same as parallel arrays: iterating a Map per route shows up in profiles. */
+  srcIds: number[];
+  srcTables: PrefixTable[];
 }
 
 export class Rib {
@@ -114,10 +128,17 @@ export class Rib {
   onFibDirty: () => void = () => undefined;
   ipip: IpipLookup = () => false;
   /** Next hops that are this node's own addresses: never installed. */
-  ownAddresses = new Set<string>();
+  private ownAddresses = new Set<string>();
+
+  setOwnAddresses(list: string[]): void {
+    const next = new Set(list);
+    if (next.size === this.ownAddresses.size && [...next].every((a) => this.ownAddresses.has(a))) return;
+    this.ownAddresses = next;
+    this.attrs.forgetNexthops();
+  }
 
   constructor() {
-    const mk = (afi: Afi): AfiTables => ({ loc: new PrefixTable(wordsFor(afi), 3, 1024), dirty: new KeyQueue(wordsFor(afi)), adjIn: new Map() });
+    const mk = (afi: Afi): AfiTables => ({ loc: new PrefixTable(wordsFor(afi), 3, 1024), dirty: new KeyQueue(wordsFor(afi)), adjIn: new Map(), srcIds: [], srcTables: [] });
     this.afis = { [AFI_IPV4]: mk(AFI_IPV4), [AFI_IPV6]: mk(AFI_IPV6) };
     this.addSource({ kind: 'local', ibgp: false, rrClient: false, routerId: 0, addressKey: '', address: 'local' }, 0);
   }
@@ -145,8 +166,14 @@ export class Rib {
     if (!a && create) {
       a = new PrefixTable(wordsFor(afi), 1, 64);
       t.adjIn.set(src, a);
+      this.reindex(t);
     }
     return a;
+  }
+
+  private reindex(t: AfiTables): void {
+    t.srcIds = [...t.adjIn.keys()];
+    t.srcTables = [...t.adjIn.values()];
   }
 
   /** Routes held from a source for a family (for status and tests). */
@@ -241,7 +268,11 @@ export class Rib {
     let bestS: RouteSource | undefined;
     let bestA: PathAttrs | undefined;
     let ecmp: string[] | undefined;
-    for (const [srcId, table] of t.adjIn) {
+    const ids = t.srcIds;
+    const tables = t.srcTables;
+    for (let i = 0; i < ids.length; i++) {
+      const table = tables[i]!;
+      const srcId = ids[i]!;
       if (table.size === 0) continue;
       const slot = table.find(w);
       if (slot < 0) continue;
@@ -262,7 +293,16 @@ export class Rib {
     if (bestS) {
       const kind = this.attrs.fibKind(bestAttr);
       if (kind === 'blackhole') desired = this.nexthops.intern('blackhole');
-      else if (kind === 'via') desired = this.nexthopSpec(afi, w, ecmp ?? [bestA!.nextHop]);
+      else if (kind === 'via') {
+        if (ecmp) desired = this.nexthopSpec(afi, w, ecmp);
+        else {
+          // One best path: its kernel spec depends only on the attributes and the IPIP decision.
+          const e = this.attrs.entry(bestAttr);
+          const tunnel = afi === AFI_IPV4 && this.ipip(afi, w);
+          desired = tunnel ? (e.nhTunnel ||= this.nexthopSpec(afi, w, [bestA!.nextHop]) || -1) : (e.nhPlain ||= this.nexthopSpec(afi, w, [bestA!.nextHop]) || -1);
+          if (desired < 0) desired = 0;
+        }
+      }
     }
     const slot = bestS ? t.loc.insert(w) : t.loc.find(w);
     if (slot < 0) return;
@@ -360,14 +400,26 @@ export class Rib {
     }
   }
 
-  /** Recomputes every prefix's kernel next hops (after IP pools changed the IPIP decision). */
-  refreshNexthops(): void {
-    for (const afi of [AFI_IPV4, AFI_IPV6] as Afi[]) {
-      const t = this.afis[afi]!;
-      const keys = t.loc.snapshotKeys();
-      const width = wordsFor(afi);
-      for (let i = 0; i < keys.length; i += width) this.recompute(afi, keys.slice(i, i + width));
-    }
+  /**
+   * Recomputes every prefix's kernel next hops (after IP pools changed the IPIP decision), a slice
+   * at a time so that a big table never stalls the event loop.
+   */
+  refreshNexthops(done: () => void = () => undefined): void {
+    this.attrs.forgetNexthops();
+    const work: Array<[Afi, Uint32Array]> = [AFI_IPV4, AFI_IPV6].map((afi) => [afi as Afi, this.afis[afi]!.loc.snapshotKeys()]);
+    let wi = 0;
+    let i = 0;
+    const step = () => {
+      let budget = 20000;
+      while (wi < work.length && budget > 0) {
+        const [afi, keys] = work[wi]!;
+        const width = wordsFor(afi);
+        for (; i < keys.length && budget > 0; i += width, budget--) this.recompute(afi, keys.slice(i, i + width));
+        if (i >= keys.length) { wi++; i = 0; }
+      }
+      if (wi < work.length) setImmediate(step); else done();
+    };
+    step();
   }
 
   /** Marks every route of a source stale (graceful restart helper, RFC 4724 §4.2). */
@@ -391,7 +443,7 @@ export class Rib {
     for (const afi of [AFI_IPV4, AFI_IPV6] as Afi[]) {
       const t = this.afis[afi]!;
       const a = t.adjIn.get(src);
-      if (a && a.size === 0) t.adjIn.delete(src);
+      if (a && a.size === 0) { t.adjIn.delete(src); this.reindex(t); }
     }
   }
 

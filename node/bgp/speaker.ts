@@ -44,7 +44,7 @@ export interface BgpSpeakerOptions {
   gracefulRestartTime?: number;
   /** Program the kernel (default true). Tests of pure protocol behaviour turn it off. */
   kernel?: boolean;
-  /** `ip` worker processes for kernel programming (default 2, see fib.ts). */
+  /** `ip` worker processes for kernel programming (default 1, see fib.ts for the measurements). */
   fibWorkers?: number;
 }
 
@@ -159,7 +159,7 @@ export class BgpSpeaker {
     for (const p of next.problems) this.log.warn('BGP configuration problem', { problem: p });
     const prev = this.cfg;
     this.cfg = next;
-    this.rib.ownAddresses = new Set([next.ipv4, next.ipv6].filter((x): x is string => !!x));
+    this.rib.setOwnAddresses([next.ipv4, next.ipv6].filter((x): x is string => !!x));
     const identityChanged = prev && (prev.localAs !== next.localAs || prev.routerId !== next.routerId);
     const poolsChanged = !prev || JSON.stringify(prev.pools.map((p) => [p.cidr, p.ipip])) !== JSON.stringify(next.pools.map((p) => [p.cidr, p.ipip]));
     const rrChanged = prev && prev.clusterId !== next.clusterId;

@@ -12,14 +12,14 @@ import { freePort, waitFor } from '../harness/ports.js';
 import { createLogger } from '../../src/log.js';
 import { BgpSpeaker } from '../../node/bgp/speaker.js';
 import { RawBgp, probeOpen, OpenProbe, frame, KEEPALIVE } from './lib/raw.js';
-import { writeNode, writePeer, writePool } from './lib/setup.js';
+import { writeNode, writePeer, writePool, writeBlock } from './lib/setup.js';
 import { Lan, LanNode, inNs } from './lib/netns.js';
 import { Bird, Frr } from './lib/daemons.js';
 import { MsgType, AFI_IPV4 } from '../../node/bgp/codec/constants.js';
 import { encodeOpen } from '../../node/bgp/codec/open.js';
-import { buildAnnouncements, buildWithdrawals } from '../../node/bgp/codec/update.js';
+import { buildAnnouncements, buildWithdrawals, decodeUpdate } from '../../node/bgp/codec/update.js';
 import { encodeAttrs } from '../../node/bgp/codec/attrs.js';
-import { parsePrefix } from '../../node/bgp/codec/prefix.js';
+import { parsePrefix, forEachPrefix, prefixToString } from '../../node/bgp/codec/prefix.js';
 import { encodeRouteRefresh } from '../../node/bgp/codec/notification.js';
 
 let etcd: TestEtcd;
@@ -260,5 +260,30 @@ test('a fuzzed stream of 100 000 UPDATEs: only the intended framing errors reset
   for (const m of announce(['10.60.1.0/24', '10.60.2.0/24', '10.60.3.0/24'])) r.send(m);
   await waitFor('known set', async () => prefixesFrom(FUZZ).join() === '10.60.1.0/24,10.60.2.0/24,10.60.3.0/24', 10000);
   assert.equal(speaker.peer(FUZZ)?.state, 'Established');
+  r.close();
+});
+
+test('ROUTE-REFRESH: the speaker sends its Adj-RIB-Out again, then End-of-RIB', async () => {
+  await writeBlock(etcd.kv('cli'), 'node-m', '10.60.200.0/26');
+  await waitFor('block in our RIB', async () => speaker.routes(AFI_IPV4).some((x) => x.prefix === '10.60.200.0/26'), 5000);
+  const r = await established();
+  const readRoutes = async () => {
+    const got: string[] = [];
+    for (;;) {
+      const e = await r.next(5000);
+      if (e.type !== 'msg') throw new Error(`session ended: ${e.type}`);
+      if (e.msgType !== MsgType.Update) continue;
+      const u = decodeUpdate(e.body, { as4: true, ibgp: true, families: new Set([1]) });
+      if (u.endOfRib) return got;
+      // Our next hop here is 127.0.0.1, which our own decoder (rightly) refuses as a route's next
+      // hop: read the prefixes from the treat-as-withdraw result and the address from its reason.
+      const nh = /NEXT_HOP (\S+) is not a usable address/.exec(u.treatAsWithdraw ?? '')?.[1];
+      assert.ok(nh, `expected only the loopback next hop to be refused, got ${u.treatAsWithdraw}`);
+      for (const b of u.withdrawn) forEachPrefix(b.buf, b.start, b.end, b.afi, (w) => got.push(`${prefixToString(w)} nh ${nh}`));
+    }
+  };
+  assert.deepEqual(await readRoutes(), ['10.60.200.0/26 nh 127.0.0.1']);
+  r.send(encodeRouteRefresh(1, 1));
+  assert.deepEqual(await readRoutes(), ['10.60.200.0/26 nh 127.0.0.1']);
   r.close();
 });

@@ -77,12 +77,15 @@ export function encodePrefix(w: PrefixWords, out: Buffer, off: number): number {
 
 export function prefixToString(w: PrefixWords): string {
   const len = w[w.length - 1]!;
-  if (w.length === 2) return `${ipv4ToString(w[0]!)}/${len}`;
+  if (w.length === 2) return ipv4ToString(w[0]!) + LEN[len]!;
   return `${ipv6WordsToString(w)}/${len}`;
 }
 
+const OCTET: string[] = Array.from({ length: 256 }, (_, i) => String(i));
+const LEN: string[] = Array.from({ length: 129 }, (_, i) => `/${i}`);
+
 export function ipv4ToString(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+  return OCTET[a >>> 24]! + '.' + OCTET[(a >>> 16) & 255]! + '.' + OCTET[(a >>> 8) & 255]! + '.' + OCTET[a & 255]!;
 }
 
 export function ipv6WordsToString(w: ArrayLike<number>): string {

@@ -1,5 +1,6 @@
 /** Child-process side of speaker-proc.ts: relay to etcd, run the speaker, answer IPC calls. */
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { BgpSpeaker, formatPeerStatus } from '../../../node/bgp/speaker.js';
 import { connectKV } from '../../../src/datastore/connect.js';
 import { createLogger } from '../../../src/log.js';
@@ -33,7 +34,27 @@ async function main(): Promise<void> {
         case 'routes': return reply(speaker.routes(m.arg?.afi === 6 ? AFI_IPV6 : AFI_IPV4));
         case 'fibSettled': await speaker.fibSettled(); return reply(true);
         case 'refresh': speaker.refreshAll(); return reply(true);
-        case 'memory': return reply({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, tables: speaker.rib.tableBytes });
+        case 'memory': {
+          const g = (globalThis as { gc?: () => void }).gc;
+          if (g) { g(); g(); }
+          return reply({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, tables: speaker.rib.tableBytes });
+        }
+        case 'waitRoutes': {
+          // Benchmark probe: when did the RIB hold `count` routes from `peer`, and the kernel all of them?
+          const { peer, count } = m.arg as unknown as { peer: string; count: number };
+          const p = speaker.peer(peer);
+          if (!p) throw new Error(`no peer ${peer}`);
+          // How long the event loop was ever blocked while routes were coming in (keepalives
+          // and hold timers depend on it).
+          const h = monitorEventLoopDelay({ resolution: 5 });
+          h.enable();
+          while (p.routeCount(AFI_IPV4) < count) await new Promise((r) => setTimeout(r, 2));
+          const tRib = Date.now();
+          await speaker.fibSettled();
+          const tFib = Date.now();
+          h.disable();
+          return reply({ tRib, tFib, established: p.state === 'Established' ? p.since.getTime() : 0, maxLoopDelayMs: h.max / 1e6, state: p.state });
+        }
         case 'stop':
           await speaker.stop({ graceful: m.arg?.graceful ?? false });
           kv.close();

@@ -48,12 +48,12 @@ export interface SpeakerProc {
   log(): string;
 }
 
-export async function startSpeakerInNs(ns: string, etcdEndpoint: string, nodeName: string, opts: ChildSpeakerOptions, logFile: string): Promise<SpeakerProc> {
+export async function startSpeakerInNs(ns: string, etcdEndpoint: string, nodeName: string, opts: ChildSpeakerOptions, logFile: string, nodeArgs: string[] = []): Promise<SpeakerProc> {
   const port = Number(new URL(etcdEndpoint).port);
   const relay = await startRelay(port);
   const fd = openSync(logFile, 'a');
   const script = join(__dirname, 'speaker-child.js');
-  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, script], {
+  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, ...nodeArgs, script], {
     stdio: ['ignore', fd, fd, 'ipc'],
     env: { ...process.env, BGP_NODE: nodeName, BGP_ETCD_PORT: String(port), BGP_RELAY: relay.path, BGP_OPTS: JSON.stringify(opts), CALICO_LOG_LEVEL: process.env.CALICO_LOG_LEVEL ?? 'info' },
   });
