@@ -276,7 +276,7 @@ export class Agent {
       }
       this.appliedRevision = revision;
       this.releaseWaiters();
-      if (!this.applies || this.applies === 1) {
+      if (this.applies === 1) {
         this.log.info('dataplane programmed from the datastore snapshot', { ms: Math.round(ms), endpoints: desired.localEndpoints.size, revision: String(revision) });
         this.resolveReady();
       }

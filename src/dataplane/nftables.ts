@@ -15,7 +15,7 @@
  * another table), so a bug upstream cannot wipe the host's other firewall rules.
  */
 import { spawn, ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InNetns, runInNetns, commandInNetns, describeNetns, Netns } from './netns.js';
@@ -121,6 +121,25 @@ export async function nftDeleteTable(table: NftTableRef, opts: InNetns = {}): Pr
   return true;
 }
 
+/** Removes session directories left by processes that died without closing their session. */
+function sweepStaleSessionDirs(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^calico-nft-(\d+)-/.exec(n);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), n), { recursive: true, force: true });
+    }
+  }
+}
+
 /** A command with well-known, netlink-free output, used to know where a transaction's output ends. */
 const SENTINEL_CMD = 'describe tcp dport';
 const SENTINEL_RE = /\(internet network service\)[^\n]*\n/;
@@ -172,7 +191,10 @@ export class NftSession {
    * included file is read at once. Everything in the file is still one transaction.
    */
   private stage(cmds: string[]): string {
-    if (!this.dir) this.dir = mkdtempSync(join(tmpdir(), 'calico-nft-'));
+    if (!this.dir) {
+      sweepStaleSessionDirs();
+      this.dir = mkdtempSync(join(tmpdir(), `calico-nft-${process.pid}-`));
+    }
     const file = join(this.dir, 'txn.nft');
     writeFileSync(file, cmds.join('\n') + '\n', { mode: 0o600 });
     return `include "${file}"`;

@@ -55,8 +55,11 @@ export class LinkTracker {
 
   private startMonitor(): void {
     if (this.stopped) return;
-    const [cmd, args] = commandInNetns(this.netns, 'ip', ['-o', 'monitor', 'link']);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell ends ip when our end of its stdin closes, i.e. when we exit, even by SIGKILL:
+    // a bare `ip monitor` would otherwise live on until its next write.
+    const [cmd, args] = commandInNetns(this.netns, 'sh', ['-c', 'ip -o monitor link & p=$!; read _; kill $p']);
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'ignore'] });
+    child.stdin!.on('error', () => undefined);
     this.monitor = child;
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => {
@@ -85,6 +88,6 @@ export class LinkTracker {
     if (this.timer) clearTimeout(this.timer);
     const m = this.monitor;
     this.monitor = undefined;
-    if (m?.pid !== undefined && m.exitCode === null) { try { process.kill(m.pid, 'SIGTERM'); } catch { /* gone */ } }
+    m?.stdin?.end();
   }
 }
