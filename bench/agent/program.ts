@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { createNetns, deleteNetns, ipBatch, nftApply, nftDeleteTable, CALICO_TABLE, listRoutes, applyRouteChanges, CALICO_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
 import { keys } from '../../src/datastore/keys.js';
 import type { KV, TxnOp } from '../../src/datastore/kv.js';
@@ -82,6 +83,7 @@ async function inner(): Promise<void> {
     // --- cold starts (kernel emptied before each)
     const cold: number[] = [];
     const coldApply: number[] = [];
+    const coldPhases: Array<Record<string, number>> = [];
     let agent: Agent | undefined;
     for (let r = 0; r < COLD_RUNS; r++) {
       await nftDeleteTable(CALICO_TABLE);
@@ -92,6 +94,7 @@ async function inner(): Promise<void> {
       await agent.start();
       cold.push(ms(t0));
       coldApply.push(agent.status.lastApplyMs ?? NaN);
+      coldPhases.push(agent.status.lastApplyPhases ?? {});
       if (process.env.BENCH_DEBUG) console.error('cold', cold[cold.length - 1]!.toFixed(1), JSON.stringify(agent.status.lastApplyPhases));
       if (r < COLD_RUNS - 1) await agent.stop();
     }
@@ -138,7 +141,7 @@ async function inner(): Promise<void> {
     const rs = await listRoutes({ protocol: CALICO_ROUTE_PROTOCOL });
     await applyRouteChanges({ delete: rs });
 
-    process.stdout.write(JSON.stringify({ cold, coldApply, change, add, flat, rules: script.split('\n').length }) + '\n');
+    process.stdout.write(JSON.stringify({ cold, coldApply, coldPhases, change, add, flat, rules: script.split('\n').length }) + '\n');
   } finally {
     kv.close();
     await etcd.stop();
@@ -163,7 +166,7 @@ async function outer(): Promise<void> {
     console.error(`set-up: ${N + EXTRA} veth pairs in ${ms(t0).toFixed(0)} ms`);
     const r = spawnSync('nsenter', [`--net=${host.path}`, process.execPath, __filename, '--inner'], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`inner benchmark failed (${r.status})`);
-    const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { cold: number[]; coldApply: number[]; change: number[]; add: number[]; flat: number[]; rules: number };
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as Results;
     report(res);
   } finally {
     await deleteNetns(hostName);
@@ -171,7 +174,10 @@ async function outer(): Promise<void> {
   }
 }
 
-function report(r: { cold: number[]; coldApply: number[]; change: number[]; add: number[]; flat: number[]; rules: number }): void {
+interface Results { cold: number[]; coldApply: number[]; coldPhases: Array<Record<string, number>>; change: number[]; add: number[]; flat: number[]; rules: number }
+
+function report(r: Results): void {
+  const phase = (k: string) => percentile(r.coldPhases.map((p) => p[k] ?? 0), 50).toFixed(0);
   const f = (x: number) => `${x.toFixed(1)} ms`;
   const flat50 = percentile(r.flat, 50);
   const cold50 = percentile(r.cold, 50);
@@ -186,11 +192,11 @@ function report(r: { cold: number[]; coldApply: number[]; change: number[]; add:
     table('Node agent: programming time', `flat nft -f (${r.rules} lines, p50)`, rows),
     'Details (all times wall clock, ms):',
     '',
-    `- cold start = agent.start() until the dataplane holds the snapshot: etcd list, calculation, rendering, one atomic \`nft -f\`, ${N} routes in one \`ip -batch\`, ${N * 6} sysctl writes. Runs: ${r.cold.map((x) => x.toFixed(0)).join(', ')}; of which the apply step: ${r.coldApply.map((x) => x.toFixed(0)).join(', ')}.`,
-    `- profile change = etcd put until applied (watch event, recalculation, rendering of the changed chains, one transaction on the long-lived \`nft -i\` session). p90 ${f(percentile(r.change, 90))}, max ${f(Math.max(...r.change))}.`,
-    `- new endpoint = etcd put until applied (2 chains, 2 verdict-map elements, tag-set element, 6 sysctls, 1 route). p90 ${f(percentile(r.add, 90))}, max ${f(Math.max(...r.add))}.`,
+    `- cold start = agent.start() until the dataplane holds the snapshot: etcd list, calculation, rendering, one atomic \`nft -f\`, ${N} routes in one ip batch, ${N * 6} sysctl writes. Runs: ${r.cold.map((x) => x.toFixed(0)).join(', ')}; of which the apply step: ${r.coldApply.map((x) => x.toFixed(0)).join(', ')}; p50 by step: calc ${phase('calc')}, render ${phase('render')}, nft ${phase('nft')}, sysctls ${phase('interfaces')}, routes ${phase('routes')}. The nft step is the baseline's work (the same ruleset through one \`nft -f\`); etcd, routes and sysctls are work the baseline does not do.`,
+    `- profile change = etcd put until applied (watch event, recalculation, rendering of the changed profile chains only, one transaction on the long-lived \`nft -i\` session). p90 ${f(percentile(r.change, 90))}, max ${f(Math.max(...r.change))}.`,
+    `- new endpoint (its veth already there, class chains already there) = etcd put until applied: 2 verdict-map elements, 2 anti-spoofing set elements, tag-set element, 6 sysctls, 1 route. p90 ${f(percentile(r.add, 90))}, max ${f(Math.max(...r.add))}.`,
     `- baseline = the same complete ruleset applied as one flat \`nft -f\` file (atomic table replacement), runs: ${r.flat.map((x) => x.toFixed(0)).join(', ')}.`,
-    `- nft ${execFileSync('nft', ['--version']).toString().trim()}; ${machine()}.`,
+    `- nft ${execFileSync('nft', ['--version']).toString().trim()}; ${machine()}; load average during the run ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (the machine is shared: other test suites were running, so absolute times are pessimistic; the ratios are measured in the same run).`,
     '',
   ].join('\n');
   console.log(md);

@@ -197,6 +197,7 @@ export class Agent {
   checkNow(): Promise<DriftReport> {
     return new Promise((resolve, reject) => {
       if (this.stopped) return reject(new Error('agent stopped'));
+      if (!this.inSync) return reject(new Error('the agent has not programmed the dataplane yet'));
       this.checkWaiters.push({ resolve, reject });
       this.checkRequested = true;
       this.kick();
