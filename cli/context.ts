@@ -42,3 +42,12 @@ export function nodeName(): string {
 export function say(line = ''): void {
   process.stdout.write(line + '\n');
 }
+
+/**
+ * The network namespace calicoctl treats as "this host" for dataplane work (node, container):
+ * CALICO_NETNS (a name under /run/netns or a path), for hosts that are namespaces (the lab, tests).
+ * Undefined means the namespace calicoctl runs in.
+ */
+export function hostNetnsRef(): string | undefined {
+  return process.env.CALICO_NETNS?.trim() || undefined;
+}

@@ -15,8 +15,26 @@ function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** The host's namespace (CALICO_NETNS) for the per-namespace checks; absent = our own. */
+function nsArgs(): string[] {
+  const ns = process.env.CALICO_NETNS?.trim();
+  return ns ? [`--net=${ns.includes('/') ? ns : `/run/netns/${ns}`}`] : [];
+}
+
 function sysctl(path: string): string | undefined {
+  if (nsArgs().length) {
+    const r = spawnSync('nsenter', [...nsArgs(), 'cat', path], { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.trim() : undefined;
+  }
   try { return readFileSync(path, 'utf8').trim(); } catch { return undefined; }
+}
+
+function setSysctl(path: string, value: string): void {
+  if (nsArgs().length) {
+    spawnSync('nsenter', [...nsArgs(), 'sh', '-c', `echo ${value} > ${path}`], { stdio: 'ignore' });
+    return;
+  }
+  try { writeFileSync(path, value); } catch { /* reported by the caller's re-check */ }
 }
 
 export function runChecks(o: { fix: boolean; forNode: boolean; dockerSocket: string }): Problem[] {
@@ -27,16 +45,17 @@ export function runChecks(o: { fix: boolean; forNode: boolean; dockerSocket: str
   for (const [cmd, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['conntrack', 'conntrack'], ['nsenter', 'util-linux']] as const) {
     if (!has(cmd)) out.push({ severity: cmd === 'conntrack' ? 'warning' : 'error', message: `${cmd} not found: install it (apt-get install ${pkg})` });
   }
-  if (has('nft') && spawnSync('nft', ['list', 'tables'], { stdio: 'ignore' }).status !== 0) {
+  const nftWorks = () => spawnSync(nsArgs().length ? 'nsenter' : 'nft', [...nsArgs(), ...(nsArgs().length ? ['nft'] : []), 'list', 'tables'], { stdio: 'ignore' }).status === 0;
+  if (has('nft') && !nftWorks()) {
     if (o.fix) spawnSync('modprobe', ['nf_tables'], { stdio: 'ignore' });
-    if (spawnSync('nft', ['list', 'tables'], { stdio: 'ignore' }).status !== 0) {
+    if (!nftWorks()) {
       out.push({ severity: 'error', message: 'nftables is not usable: load it with `modprobe nf_tables`' });
     }
   }
   for (const [path, what] of [['/proc/sys/net/ipv4/ip_forward', 'IPv4 forwarding'], ['/proc/sys/net/ipv6/conf/all/forwarding', 'IPv6 forwarding']] as const) {
     const v = sysctl(path);
     if (v === undefined) continue;
-    if (v !== '1' && o.fix) { try { writeFileSync(path, '1'); } catch { /* reported below */ } }
+    if (v !== '1' && o.fix) setSysctl(path, '1');
     if (sysctl(path) !== '1') {
       out.push({ severity: 'error', message: `${what} is off (${path}); ${o.fix ? 'ERROR: Could not enable it' : 'enable it with `sysctl -w ' + path.slice('/proc/sys/'.length).replace(/\//g, '.') + '=1` or run checksystem --fix'}` });
     }

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { Command } from 'commander';
-import { kv, nodeName, say } from '../context.js';
+import { kv, nodeName, say, hostNetnsRef } from '../context.js';
 import { requireRoot } from './node.js';
 import { createDaemonClient, DaemonClient, ContainerInspect } from '../../proxy/daemon-client.js';
 import { WorkloadManager } from '../../proxy/workload/manager.js';
@@ -16,7 +16,7 @@ import { assignIp, autoAssign, releaseIps, poolForIp, listPools } from '../../sr
 import { updateEndpoint } from '../../src/datastore/endpoints.js';
 import { profileExists } from '../../src/datastore/profiles.js';
 import { validateProfileName } from '../../src/model/resources.js';
-import { ipBatch, netnsOfPid, CALICO_ROUTE_PROTOCOL, routeReplaceCommand, routeDeleteCommand, addressAddCommand } from '../../src/dataplane/index.js';
+import { ipBatch, netnsOfPid, netnsByName, netnsByPath, CALICO_ROUTE_PROTOCOL, routeReplaceCommand, routeDeleteCommand, addressAddCommand } from '../../src/dataplane/index.js';
 import { interfaceNameFor } from '../../src/model/stored.js';
 
 function dockerSocket(o: { dockerSocket?: string }): string {
@@ -28,7 +28,11 @@ function dockerSocket(o: { dockerSocket?: string }): string {
 
 function manager(o: { dockerSocket?: string }): WorkloadManager {
   const daemon = createDaemonClient(dockerSocket(o), new http.Agent({ keepAlive: false }));
-  return new WorkloadManager({ kv: kv(), nodeName: nodeName(), daemon, logger: createLogger({ level: 'warn' }) });
+  const ns = hostNetnsRef();
+  return new WorkloadManager({
+    kv: kv(), nodeName: nodeName(), daemon, logger: createLogger({ level: 'warn' }),
+    hostNetns: ns ? (ns.includes('/') ? netnsByPath(ns) : netnsByName(ns)) : undefined,
+  });
 }
 
 async function inspect(daemon: DaemonClient, ref: string): Promise<ContainerInspect> {
@@ -176,11 +180,11 @@ export async function perContainer(ref: string | undefined, args: string[], o: {
       await assignIp(kv(), { ip, node: mgr.nodeName, handleId: mgr.handleOf(c.Id), attrs: { container: c.Name.replace(/^\//, '') } });
       try {
         await ipBatch([addressAddCommand(contIf, net, { noDad: v === 6 })], { netns: netnsOfPid(c.State.Pid) });
-        await ipBatch([routeReplaceCommand({ dst: ip, dev: hostIf }, CALICO_ROUTE_PROTOCOL)]);
+        await ipBatch([routeReplaceCommand({ dst: ip, dev: hostIf }, CALICO_ROUTE_PROTOCOL)], { netns: mgr.opts.hostNetns });
         await updateEndpoint(kv(), ep.key, (cur) => ({ ep: { ...cur, [listKey]: [...cur[listKey], net].sort() }, result: undefined }));
       } catch (err) {
         await ipBatch([`addr del ${net} dev ${contIf}`], { netns: netnsOfPid(c.State.Pid) }).catch(() => undefined);
-        await ipBatch([routeDeleteCommand({ dst: ip, dev: hostIf }, CALICO_ROUTE_PROTOCOL)]).catch(() => undefined);
+        await ipBatch([routeDeleteCommand({ dst: ip, dev: hostIf }, CALICO_ROUTE_PROTOCOL)], { netns: mgr.opts.hostNetns }).catch(() => undefined);
         await releaseIps(kv(), [ip]);
         throw err;
       }
@@ -189,7 +193,7 @@ export async function perContainer(ref: string | undefined, args: string[], o: {
       if (!ep.ep[listKey].includes(net)) throw new CalicoError('IP address is not assigned to container. Aborting.');
       await updateEndpoint(kv(), ep.key, (cur) => ({ ep: { ...cur, [listKey]: cur[listKey].filter((n) => n !== net) }, result: undefined }));
       await ipBatch([`addr del ${net} dev ${contIf}`], { netns: netnsOfPid(c.State.Pid) }).catch(() => undefined);
-      await ipBatch([routeDeleteCommand({ dst: ip, dev: hostIf }, CALICO_ROUTE_PROTOCOL)]).catch(() => undefined);
+      await ipBatch([routeDeleteCommand({ dst: ip, dev: hostIf }, CALICO_ROUTE_PROTOCOL)], { netns: mgr.opts.hostNetns }).catch(() => undefined);
       await releaseIps(kv(), [ip]);
       say(`IP ${ip} removed from ${ref}`);
     }

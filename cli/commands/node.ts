@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, mkdtempSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kv, nodeName, say, getGlobals } from '../context.js';
+import { kv, nodeName, say, getGlobals, hostNetnsRef } from '../context.js';
 import { keys } from '../../src/datastore/keys.js';
 import { loadEtcdConfig } from '../../src/datastore/config.js';
 import { ensureLocalEtcd } from '../../src/datastore/local-etcd.js';
@@ -112,6 +112,7 @@ function daemonArgs(name: string, ip: string, ip6: string | undefined, o: NodeSt
   const args = ['--name', name, '--ip', ip, '--run-dir', dir, '--docker-socket', o.dockerSocket, '--proxy-listen', o.proxyListen,
     '--backend', o.backend, '--metrics-port', o.metricsPort, '--bgp-port', o.bgpPort];
   if (ip6) args.push('--ip6', ip6);
+  if (hostNetnsRef()) args.push('--netns', hostNetnsRef()!);
   if (getGlobals().config) args.push('--config', getGlobals().config!);
   if (getGlobals().logLevel === 'debug') args.push('--log-level', 'debug');
   return args;
@@ -234,7 +235,9 @@ export async function stop(o: { force?: boolean }): Promise<void> {
   await kv().deletePrefix(keys.host(name));
   await kv().deletePrefix(keys.bgpHost(name));
   // The dataplane this node programmed goes too: its nftables table and its routes.
-  spawnSync('nft', ['delete', 'table', 'inet', 'calico'], { stdio: 'ignore' });
+  const ns = hostNetnsRef();
+  const nft = ['nft', 'delete', 'table', 'inet', 'calico'];
+  spawnSync(ns ? 'nsenter' : nft[0]!, ns ? [`--net=${ns.includes('/') ? ns : `/run/netns/${ns}`}`, ...nft] : nft.slice(1), { stdio: 'ignore' });
   say('Node stopped and all configuration removed');
 }
 
