@@ -70,13 +70,14 @@ export interface ResolvedProxyOptions {
 export function resolveProxyOptions(opts: ProxyOptions = {}): ResolvedProxyOptions {
   const listen = parseListenAddress(opts.proxyListen ?? DEFAULT_PROXY_LISTEN);
   const dockerSocket = parseDockerSocket(opts.dockerSocket ?? DEFAULT_DOCKER_SOCKET);
-  const tls = loadTls(opts);
-  if (listen.kind === 'tcp' && !isLoopbackHost(listen.host) && !tls?.verifyClients) {
+  // Decided before any certificate is read, so the refusal names the real problem.
+  if (listen.kind === 'tcp' && !isLoopbackHost(listen.host) && opts.tlsverify !== true) {
     throw new ProxyConfigError(
       `refusing to listen on ${listen.host}:${listen.port} without --tlsverify: the Docker API gives root on this machine to anyone who can reach it`,
       'listen on 127.0.0.1 or a unix socket, or give tlsverify with tlscacert/tlscert/tlskey',
     );
   }
+  const tls = loadTls(opts);
   const max = opts.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY;
   if (!Number.isInteger(max) || max <= 0) throw new ProxyConfigError(`maxBufferedBodyBytes must be a positive integer, got ${max}`);
   return {

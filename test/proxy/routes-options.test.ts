@@ -56,7 +56,8 @@ test('a non-loopback listener without tlsverify is refused; loopback is the defa
     assert.ok(err.hint);
     return true;
   });
-  assert.throws(() => resolveProxyOptions({ proxyListen: '10.1.2.3:2377', tls: true, tlscert: '/nonexistent', tlskey: '/nonexistent' }), ProxyConfigError);
+  assert.throws(() => resolveProxyOptions({ proxyListen: '10.1.2.3:2377', tls: true, tlscert: '/nonexistent', tlskey: '/nonexistent' }), /without --tlsverify/);
+  assert.throws(() => resolveProxyOptions({ proxyListen: '10.1.2.3:2377', tlsverify: true, tlscert: '/nonexistent/cert.pem' }), /cannot read tlscert \/nonexistent\/cert\.pem/);
   assert.throws(() => resolveProxyOptions({ dockerSocket: 'tcp://1.2.3.4:2375' }), /unix socket/);
   assert.equal(resolveProxyOptions({ dockerSocket: 'unix:///x/d.sock' }).dockerSocket, '/x/d.sock');
   assert.ok(isLoopbackHost('127.0.0.2') && isLoopbackHost('::1') && isLoopbackHost('localhost'));
