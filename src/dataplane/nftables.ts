@@ -236,7 +236,7 @@ export class NftSession {
   }
 
   private runLine(line: string, script: string): Promise<void> {
-    if (this.child && (this.txns >= (this.opts.maxTransactions ?? 500) || this.bytes >= (this.opts.maxBytes ?? 32 << 20))) {
+    if (this.child && (this.txns >= (this.opts.maxTransactions ?? 5000) || this.bytes >= (this.opts.maxBytes ?? 32 << 20))) {
       this.stopChild();
     }
     const child = (this.child ??= this.spawnChild());

@@ -18,12 +18,15 @@ export class InterfaceDriver {
   /** iface -> ifindex it was configured at. */
   private configured = new Map<string, number>();
   private proxyNdp = new Map<string, string>();
+  /** Checked once, and again after forget() or a drift check. */
+  private ipv6ForwardingOk = false;
 
   constructor(private readonly netns: Netns | undefined, private readonly log: Logger) {}
 
   forget(): void {
     this.configured.clear();
     this.proxyNdp.clear();
+    this.ipv6ForwardingOk = false;
   }
 
   private settingsFor(ifaces: string[]): SysctlSetting[] {
@@ -56,8 +59,9 @@ export class InterfaceDriver {
       const gone = new Set(missing.filter((m) => m.startsWith('net/ipv4/')).map((m) => m.split('/')[3]!));
       for (const i of todo) if (!gone.has(i)) this.configured.set(i, links.get(i)!.ifindex);
     }
-    if (anyV6) {
+    if (anyV6 && !this.ipv6ForwardingOk) {
       const cur = (await readSysctls([IPV6_FORWARDING], { netns: this.netns })).get(IPV6_FORWARDING);
+      this.ipv6ForwardingOk = true;
       if (cur === '0') {
         this.log.info('enabling IPv6 forwarding (net.ipv6.conf.all.forwarding=1) for IPv6 workloads');
         await writeSysctls([{ key: IPV6_FORWARDING, value: '1' }], { netns: this.netns });
@@ -72,6 +76,7 @@ export class InterfaceDriver {
 
   /** Re-reads the settings of configured interfaces; rewrites those that changed. Returns how many were wrong. */
   async repairDrift(): Promise<number> {
+    this.ipv6ForwardingOk = false;
     const ifaces = [...this.configured.keys()];
     if (!ifaces.length) return 0;
     const want = this.settingsFor(ifaces);
