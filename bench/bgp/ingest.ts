@@ -75,7 +75,7 @@ async function runOurs(n: number): Promise<Run> {
     const kv = etcd.kv('cli');
     await writeNode(kv, 'bench', us.ipv4);
     await writePeer(kv, { node: 'bench' }, snd.ipv4, 64512, { passive: true });
-    speaker = await startSpeakerInNs(us.ns, etcd.endpoint, 'bench', { holdTime: 90, kernel: process.env.BGP_BENCH_KERNEL !== '0', fibWorkers: Number(process.env.BGP_BENCH_FIB_WORKERS ?? 2) }, join(workDir, `ours-${n}.log`), ['--expose-gc', '--max-old-space-size=4096']);
+    speaker = await startSpeakerInNs(us.ns, etcd.endpoint, 'bench', { holdTime: 90, kernel: process.env.BGP_BENCH_KERNEL !== '0', fibWorkers: Number(process.env.BGP_BENCH_FIB_WORKERS ?? 2) }, join(workDir, `ours-${n}.log`), ['--expose-gc', ...(process.env.BGP_BENCH_NODE_ARGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean)]);
     const before = await speaker.call<{ rss: number }>('memory');
     const s = startSender(snd.ns, us.ipv4, n);
     sender = s.proc;

@@ -6,7 +6,7 @@
 import { Afi, AFI_IPV4, AFI_IPV6 } from './codec/constants.js';
 import { PathAttrs, encodeAttrs } from './codec/attrs.js';
 import { buildAnnouncements, buildWithdrawals } from './codec/update.js';
-import { PrefixTable, KeyQueue } from './table.js';
+import { ShardedPrefixTable as PrefixTable, KeyQueue } from './table.js';
 import { wordsFor, PrefixWords } from './codec/prefix.js';
 
 const C_SENT = 0;
@@ -28,7 +28,7 @@ export class AdjRibOut {
 
   constructor(readonly families: Afi[], private readonly as4: boolean) {
     for (const afi of families) {
-      this.tables[afi] = new PrefixTable(wordsFor(afi), 3, 64);
+      this.tables[afi] = new PrefixTable(wordsFor(afi), 3);
       this.queues[afi] = new KeyQueue(wordsFor(afi));
     }
   }

@@ -65,6 +65,8 @@ export class Peer {
   private retryTimer?: NodeJS.Timeout;
   private connecting?: net.Socket;
   private stopped = true;
+  /** Stopping for a restart: keep every route where it is (RIB and kernel). */
+  private keepRoutes = false;
   /** Graceful restart helper state. */
   private staleTimer?: NodeJS.Timeout;
   private staleAfis = new Set<Afi>();
@@ -295,7 +297,10 @@ export class Peer {
     } else if (wasEstablished) {
       this.lastError = info.reason;
     }
-    if (wasEstablished) {
+    if (wasEstablished && this.keepRoutes) {
+      this.established = undefined;
+      this.adjOut = undefined;
+    } else if (wasEstablished) {
       this.established = undefined;
       this.adjOut = undefined;
       const neg = s.negotiated!;
@@ -409,6 +414,7 @@ export class Peer {
   /** Stops the peer. `graceful`: drop TCP without NOTIFICATION so the peer keeps our routes. */
   stop(opts: { graceful: boolean; subcode?: number }): Promise<void> {
     this.stopped = true;
+    this.keepRoutes = opts.graceful;
     clearTimeout(this.retryTimer);
     clearTimeout(this.staleTimer);
     this.connecting?.destroy();

@@ -11,7 +11,7 @@
  */
 import { AFI_IPV4, AFI_IPV6, Afi } from './codec/constants.js';
 import { PathAttrs, asPathLength, firstAs } from './codec/attrs.js';
-import { PrefixTable, KeyQueue } from './table.js';
+import { ShardedPrefixTable as PrefixTable, KeyQueue } from './table.js';
 import { wordsFor, PrefixWords, prefixCovers } from './codec/prefix.js';
 
 export interface RouteSource {
@@ -138,7 +138,7 @@ export class Rib {
   }
 
   constructor() {
-    const mk = (afi: Afi): AfiTables => ({ loc: new PrefixTable(wordsFor(afi), 3, 1024), dirty: new KeyQueue(wordsFor(afi)), adjIn: new Map(), srcIds: [], srcTables: [] });
+    const mk = (afi: Afi): AfiTables => ({ loc: new PrefixTable(wordsFor(afi), 3), dirty: new KeyQueue(wordsFor(afi)), adjIn: new Map(), srcIds: [], srcTables: [] });
     this.afis = { [AFI_IPV4]: mk(AFI_IPV4), [AFI_IPV6]: mk(AFI_IPV6) };
     this.addSource({ kind: 'local', ibgp: false, rrClient: false, routerId: 0, addressKey: '', address: 'local' }, 0);
   }
@@ -164,7 +164,7 @@ export class Rib {
     const t = this.afis[afi]!;
     let a = t.adjIn.get(src);
     if (!a && create) {
-      a = new PrefixTable(wordsFor(afi), 1, 64);
+      a = new PrefixTable(wordsFor(afi), 1);
       t.adjIn.set(src, a);
       this.reindex(t);
     }
@@ -200,7 +200,7 @@ export class Rib {
     }
     this.attrs.ref(attrId);
     a.set(slot, 0, attrId);
-    this.recompute(afi, w);
+    this.recompute(afi, w, src, attrId);
   }
 
   withdraw(src: number, afi: Afi, w: PrefixWords): void {
@@ -261,7 +261,11 @@ export class Rib {
     return sa.addressKey < sb.addressKey ? -1 : sa.addressKey > sb.addressKey ? 1 : 0;
   }
 
-  private recompute(afi: Afi, w: PrefixWords): void {
+  /**
+   * Re-runs the decision for one prefix. `knownSrc`/`knownAttr`: the route just announced, which
+   * lets the common case (a single source of routes for the family) skip every table lookup.
+   */
+  private recompute(afi: Afi, w: PrefixWords, knownSrc = -1, knownAttr = 0): void {
     const t = this.afis[afi]!;
     let bestSrc = -1;
     let bestAttr = 0;
@@ -270,7 +274,13 @@ export class Rib {
     let ecmp: string[] | undefined;
     const ids = t.srcIds;
     const tables = t.srcTables;
-    for (let i = 0; i < ids.length; i++) {
+    if (knownSrc >= 0 && ids.length === 1) {
+      bestSrc = knownSrc;
+      bestAttr = knownAttr;
+      bestS = this.sources[knownSrc]!;
+      bestA = this.attrs.get(knownAttr);
+    }
+    for (let i = bestS ? ids.length : 0; i < ids.length; i++) {
       const table = tables[i]!;
       const srcId = ids[i]!;
       if (table.size === 0) continue;

@@ -67,6 +67,8 @@ export class BgpSpeaker {
   private localBlockAttr: number;
   private localHostAttr: number;
   private started = false;
+  /** Set by a graceful stop: the kernel keeps exactly what it has. */
+  private fibFrozen = false;
   private stopping = false;
   readonly startedAt = Date.now();
   /** Resolves after the first configuration has been applied. */
@@ -313,6 +315,7 @@ export class BgpSpeaker {
   }
 
   private pumpFib(): void {
+    if (this.fibFrozen) return;
     const fib = this.fib;
     if (!fib) {
       this.rib.drainFib(Number.MAX_SAFE_INTEGER, () => undefined);
@@ -399,6 +402,11 @@ export class BgpSpeaker {
     this.stopping = true;
     const graceful = opts.graceful ?? true;
     clearTimeout(this.sweepTimer);
+    if (graceful) {
+      // Let what is already queued reach the kernel, then freeze it.
+      await this.fibSettled();
+      this.fibFrozen = true;
+    }
     await this.watcher?.stop();
     this.server?.close();
     await Promise.all([...this.peers.values()].map((p) => p.stop({ graceful })));

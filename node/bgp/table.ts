@@ -206,3 +206,88 @@ export class KeyQueue {
     return true;
   }
 }
+
+const SHARD_BITS = 5;
+const SHARDS = 1 << SHARD_BITS;
+const SLOT_BITS = 26;
+const SLOT_MASK = (1 << SLOT_BITS) - 1;
+
+/**
+ * A PrefixTable split into 32 sub-tables by a hash of the key. Each sub-table grows on its own, so
+ * the longest synchronous rehash is 1/32 of the table (a 2M-slot rehash takes ~80 ms here, which
+ * at ten million routes would stall keepalives for a second). Slot handles are
+ * (shard << 26) | slot; the API is PrefixTable's.
+ */
+export class ShardedPrefixTable {
+  private readonly shards: PrefixTable[];
+  lastInsertNew = false;
+
+  constructor(readonly width: number, readonly columns: number) {
+    this.shards = Array.from({ length: SHARDS }, () => new PrefixTable(width, columns, 16));
+  }
+
+  private shardOf(k: ArrayLike<number>, off: number): number {
+    let h = 0x9e3779b9;
+    for (let i = 0; i < this.width; i++) h = Math.imul(h ^ k[off + i]!, 0x85ebca6b) ^ (h >>> 13);
+    h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
+    return (h >>> (32 - SHARD_BITS)) & (SHARDS - 1);
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.shards) n += s.size;
+    return n;
+  }
+
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.shards) n += s.bytes;
+    return n;
+  }
+
+  find(k: ArrayLike<number>, off = 0): number {
+    const sh = this.shardOf(k, off);
+    const s = this.shards[sh]!.find(k, off);
+    return s < 0 ? -1 : (sh << SLOT_BITS) | s;
+  }
+
+  insert(k: ArrayLike<number>, off = 0): number {
+    const sh = this.shardOf(k, off);
+    const t = this.shards[sh]!;
+    const s = t.insert(k, off);
+    this.lastInsertNew = t.lastInsertNew;
+    return (sh << SLOT_BITS) | s;
+  }
+
+  get(h: number, column: number): number {
+    return this.shards[h >>> SLOT_BITS]!.get(h & SLOT_MASK, column);
+  }
+
+  set(h: number, column: number, value: number): void {
+    this.shards[h >>> SLOT_BITS]!.set(h & SLOT_MASK, column, value);
+  }
+
+  keyAt(h: number, out: Uint32Array, off = 0): Uint32Array {
+    return this.shards[h >>> SLOT_BITS]!.keyAt(h & SLOT_MASK, out, off);
+  }
+
+  deleteSlot(h: number): void {
+    this.shards[h >>> SLOT_BITS]!.deleteSlot(h & SLOT_MASK);
+  }
+
+  delete(k: ArrayLike<number>, off = 0): boolean {
+    return this.shards[this.shardOf(k, off)]!.delete(k, off);
+  }
+
+  snapshotKeys(filter?: (h: number) => boolean): Uint32Array {
+    const parts = this.shards.map((t, sh) => t.snapshotKeys(filter ? (s) => filter((sh << SLOT_BITS) | s) : undefined));
+    const out = new Uint32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  }
+
+  forEachSlot(fn: (h: number) => void): void {
+    this.shards.forEach((t, sh) => t.forEachSlot((s) => fn((sh << SLOT_BITS) | s)));
+  }
+}
