@@ -10,6 +10,7 @@ const BENCHES: Array<{ name: string; file: string }> = [
   { name: 'cli', file: 'cli.js' },
   { name: 'ipam', file: 'ipam/assign.js' },
   { name: 'proxy', file: 'proxy/passthrough.js' },
+  { name: 'workload', file: 'workload/run.js' },
   { name: 'agent', file: 'agent/program.js' },
   { name: 'bgp', file: 'bgp/ingest.js' },
   { name: 'lab', file: 'lab/propagation.js' },

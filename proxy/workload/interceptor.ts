@@ -98,7 +98,9 @@ export class CalicoInterceptor implements DockerInterceptor {
     if (!req) return;
     const unlock = await this.mgr.acquire(ctx.containerId);
     try {
+      const t0 = performance.now();
       const res = await this.mgr.reserve({ id: c.Id, name: c.Name }, req);
+      this.mgr.opts.logger.debug('reserved', { container: c.Id, ms: +(performance.now() - t0).toFixed(1) });
       this.pending.set(ctx, { res, req, unlock });
     } catch (err) {
       unlock();

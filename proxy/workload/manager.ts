@@ -19,7 +19,7 @@ import { CalicoError } from '../../src/errors.js';
 import { StoredWorkloadEndpoint, defaultProfile, interfaceNameFor } from '../../src/model/stored.js';
 import { createProfile } from '../../src/datastore/profiles.js';
 import { autoAssign, assignIp, releaseIps, releaseByHandle } from '../../src/ipam/index.js';
-import { wireWorkload, unwireWorkload, getLink, netnsOfPid, Netns } from '../../src/dataplane/index.js';
+import { wireWorkload, unwireWorkload, getLink, netnsOfPid, Netns, LinkExistsError } from '../../src/dataplane/index.js';
 import type { DaemonClient, ContainerInspect } from '../daemon-client.js';
 import { CalicoRequest, parseCalicoRequest } from './calico-env.js';
 import { DockerEndpoint, ORCHESTRATOR, endpointsOfContainer, allDockerEndpoints, newEndpointId } from './endpoints.js';
@@ -147,19 +147,27 @@ export class WorkloadManager {
     const c = inspect ?? (await this.daemon.inspectContainer(res.containerId));
     if (!c) throw new WorkloadError(`container ${res.containerName} no longer exists`);
     if (!c.State.Running || !c.State.Pid) throw this.exitedError(c);
-    // A left-over host side (e.g. the container was restarted by its policy a moment ago) is replaced.
-    await unwireWorkload(res.endpointId, { hostNetns: this.opts.hostNetns, flushConntrack: false }).catch(() => false);
+    const t0 = performance.now();
+    const wireOpts = {
+      netnsPath: `/proc/${c.State.Pid}/ns/net`,
+      endpointId: res.endpointId,
+      containerIfName: this.opts.containerIfName ?? 'eth1',
+      ipv4Addrs: res.ipv4,
+      ipv6Addrs: res.ipv6,
+      mac: res.mac,
+      hostNetns: this.opts.hostNetns,
+    };
     let wired;
     try {
-      wired = await wireWorkload({
-        netnsPath: `/proc/${c.State.Pid}/ns/net`,
-        endpointId: res.endpointId,
-        containerIfName: this.opts.containerIfName ?? 'eth1',
-        ipv4Addrs: res.ipv4,
-        ipv6Addrs: res.ipv6,
-        mac: res.mac,
-        hostNetns: this.opts.hostNetns,
-      });
+      try {
+        wired = await wireWorkload(wireOpts);
+      } catch (err) {
+        // A left-over host side (the container was restarted a moment ago and the old veth has
+        // not gone yet) is removed, then the wiring is tried once more.
+        if (!(err instanceof LinkExistsError)) throw err;
+        await unwireWorkload(res.endpointId, { hostNetns: this.opts.hostNetns, flushConntrack: false }).catch(() => false);
+        wired = await wireWorkload(wireOpts);
+      }
     } catch (err) {
       // The usual reason a wiring fails half-way: the container exited (its namespace went).
       const now = await this.daemon.inspectContainer(res.containerId).catch(() => undefined);
@@ -188,8 +196,13 @@ export class WorkloadManager {
       throw err;
     }
     res.mac = wired.mac;
+    const t2 = performance.now();
     if (this.opts.onEndpointWritten) await this.opts.onEndpointWritten(revision);
-    this.log.info('wired container', { container: res.containerId, endpoint: res.endpointId, ipv4: wired.ipv4Addrs, ipv6: wired.ipv6Addrs, profiles: ep.profile_ids });
+    const t3 = performance.now();
+    this.log.info('wired container', {
+      container: res.containerId, endpoint: res.endpointId, ipv4: wired.ipv4Addrs, ipv6: wired.ipv6Addrs, profiles: ep.profile_ids,
+      ms: { wireAndRecord: +(t2 - t0).toFixed(1), agent: +(t3 - t2).toFixed(1) },
+    });
     return ep;
   }
 
