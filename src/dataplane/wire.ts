@@ -133,9 +133,15 @@ export async function wireWorkload(opts: WireWorkloadOptions): Promise<WiredWork
   for (const a of v6) contCmds.push(addressAddCommand(contIf, `${a}/128`, { noDad: true }));
   if (v6.length) contCmds.push(`route replace default via ${GATEWAY_V6} dev ${contIf}`);
 
+  // Docker creates containers with IPv6 disabled by default (default.disable_ipv6=1 in their
+  // namespace), which the new eth1 inherits: turn it on for this interface before the addresses.
+  const containerSide = async () => {
+    if (v6.length) await writeSysctls([{ key: `net/ipv6/conf/${contIf}/disable_ipv6`, value: '0' }], { netns: container, strict: true });
+    await ipBatch(contCmds, { netns: container });
+  };
   const [sys, cont] = await Promise.allSettled([
     writeSysctls(workloadInterfaceSysctls(hostIf, { ipv6: v6.length > 0 }), { netns: hostNs, strict: true }),
-    ipBatch(contCmds, { netns: container }),
+    containerSide(),
   ]);
   if (sys.status === 'rejected') throw await rollback('host sysctls', sys.reason, hostIf, hostNs);
   if (cont.status === 'rejected') throw await rollback('configure container side', cont.reason, hostIf, hostNs);

@@ -60,7 +60,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string
   });
 }
 
-export async function startCalicoHost(opts: { name?: string; hostIp?: string; etcd?: TestEtcd } = {}): Promise<CalicoHost> {
+export async function startCalicoHost(opts: { name?: string; hostIp?: string; hostIp6?: string; etcd?: TestEtcd } = {}): Promise<CalicoHost> {
   const suffix = randomBytes(3).toString('hex');
   const name = opts.name ?? `wl-${suffix}`;
   const hostIp = opts.hostIp ?? '10.99.0.1';
@@ -86,6 +86,7 @@ export async function startCalicoHost(opts: { name?: string; hostIp?: string; et
       { op: 'put', key: keys.hostMetadata(name), value: '{}' },
       { op: 'put', key: keys.birdIp(name), value: hostIp },
       { op: 'put', key: keys.bgpHostIpV4(name), value: hostIp },
+      ...(opts.hostIp6 ? [{ op: 'put' as const, key: keys.bird6Ip(name), value: opts.hostIp6 }, { op: 'put' as const, key: keys.bgpHostIpV6(name), value: opts.hostIp6 }] : []),
     ]);
     const runDir = mkdtempSync(join(tmpdir(), 'calico-run-'));
     cleanups.push(async () => rmSync(runDir, { recursive: true, force: true }));
@@ -107,7 +108,7 @@ export async function startCalicoHost(opts: { name?: string; hostIp?: string; et
       name, hostIp, netns, etcd, kv, dockerd, node, runDir, proxyAddress: `127.0.0.1:${port}`, proxyEnv, directEnv: dockerd.env,
       calicoctlEnv: { ...etcd.env, CALICO_NODENAME: name, DOCKER_HOST: `unix://${dockerd.socket}` },
       docker: (args, o = {}) => run('docker', args, o.direct ? dockerd.env : proxyEnv, o.input),
-      ping: async (ip) => (await run('nsenter', [`--net=${netns.path}`, 'busybox', 'ping', '-c', '1', '-W', '2', ip], process.env)).code === 0,
+      ping: async (ip) => (await run('nsenter', [`--net=${netns.path}`, 'busybox', ip.includes(':') ? 'ping6' : 'ping', '-c', '1', '-W', '2', ip], process.env)).code === 0,
       inHost: (cmd, args) => run('nsenter', [`--net=${netns.path}`, cmd, ...args], process.env),
       async restartNode(signal: NodeJS.Signals = 'SIGTERM') {
         if (signal === 'SIGKILL') { try { process.kill(node.pid, 'SIGKILL'); } catch { /* gone */ } await node.exited; } else await node.stop();
