@@ -13,7 +13,7 @@ import { createLogger } from '../../src/log.js';
 import { CalicoError, NotFoundError, UsageError } from '../../src/errors.js';
 import { ipVersionOf, normaliseIp, parseCidr } from '../../src/net/ip.js';
 import { assignIp, autoAssign, releaseIps, poolForIp, listPools } from '../../src/ipam/index.js';
-import { updateEndpoint } from '../../src/datastore/endpoints.js';
+import { updateEndpoint, changeProfiles } from '../../src/datastore/endpoints.js';
 import { profileExists } from '../../src/datastore/profiles.js';
 import { validateProfileName } from '../../src/model/resources.js';
 import { ipBatch, netnsOfPid, netnsByName, netnsByPath, CALICO_ROUTE_PROTOCOL, routeReplaceCommand, routeDeleteCommand, addressAddCommand } from '../../src/dataplane/index.js';
@@ -138,19 +138,7 @@ export async function perContainer(ref: string | undefined, args: string[], o: {
       validateProfileName(p, 'profile');
       if (!(await profileExists(kv(), p))) throw new NotFoundError(`Profile with name ${p} was not found.`);
     }
-    await updateEndpoint(kv(), ep.key, (cur) => {
-      let next: string[];
-      if (action === 'append') {
-        const dup = rest.find((p) => cur.profile_ids.includes(p));
-        if (dup) throw new CalicoError(`Profile ${dup} is already in endpoint profile list`);
-        next = [...cur.profile_ids, ...rest];
-      } else if (action === 'remove') {
-        const missing = rest.find((p) => !cur.profile_ids.includes(p));
-        if (missing) throw new CalicoError(`Profile ${missing} is not in endpoint profile list.`);
-        next = cur.profile_ids.filter((p) => !rest.includes(p));
-      } else next = [...rest];
-      return { ep: { ...cur, profile_ids: next }, result: undefined };
-    });
+    await updateEndpoint(kv(), ep.key, (cur) => ({ ep: { ...cur, profile_ids: changeProfiles(cur.profile_ids, action, rest) }, result: undefined }));
     say(action === 'append' ? `Profile(s) ${rest.join(', ')} appended.` : action === 'set' ? `Profile(s) ${rest.join(', ')} set.` : `Profile(s) ${rest.join(', ')} removed.`);
     return;
   }

@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import { kv, say } from '../context.js';
 import { prettyTable, emitListing } from '../output.js';
-import { listEndpoints, findEndpoint, updateEndpoint, EndpointFilter } from '../../src/datastore/endpoints.js';
+import { listEndpoints, findEndpoint, updateEndpoint, changeProfiles, EndpointFilter } from '../../src/datastore/endpoints.js';
 import { profileExists } from '../../src/datastore/profiles.js';
 import { validateProfileName } from '../../src/model/resources.js';
-import { CalicoError, NotFoundError, UsageError } from '../../src/errors.js';
+import { NotFoundError, UsageError } from '../../src/errors.js';
 
 function filterOf(o: Record<string, string | boolean | undefined>): EndpointFilter {
   const f: EndpointFilter = {};
@@ -72,19 +72,7 @@ export async function profileCmd(eid: string | undefined, args: string[], o: Rec
     if (!(await profileExists(kv(), n))) throw new NotFoundError(`Profile with name ${n} was not found.`);
   }
   const rec = await findEndpoint(kv(), eid, f);
-  await updateEndpoint(kv(), rec.key, (ep) => {
-    let next: string[];
-    if (action === 'append') {
-      const dup = names.find((n) => ep.profile_ids.includes(n));
-      if (dup) throw new CalicoError(`Profile ${dup} is already in endpoint profile list`);
-      next = [...ep.profile_ids, ...names];
-    } else if (action === 'remove') {
-      const missing = names.find((n) => !ep.profile_ids.includes(n));
-      if (missing) throw new CalicoError(`Profile ${missing} is not in endpoint profile list.`);
-      next = ep.profile_ids.filter((p) => !names.includes(p));
-    } else next = [...names];
-    return { ep: { ...ep, profile_ids: next }, result: undefined };
-  });
+  await updateEndpoint(kv(), rec.key, (ep) => ({ ep: { ...ep, profile_ids: changeProfiles(ep.profile_ids, action, names) }, result: undefined }));
   if (action === 'append') say(`Profiles ${names.join(', ')} appended to ${eid}.`);
   else if (action === 'set') say(`Profiles ${names.join(', ')} set for ${eid}.`);
   else say(`Profiles ${names.join(',')} removed from ${eid}.`);

@@ -22,8 +22,7 @@ export function newEndpointId(): string {
   return randomBytes(16).toString('hex');
 }
 
-export async function endpointsOfContainer(kv: KV, node: string, containerId: string): Promise<DockerEndpoint[]> {
-  const { entries } = await kv.list(keys.workloadEndpointsOf(node, ORCHESTRATOR, containerId));
+function parseDockerEndpoints(entries: Array<{ key: string; value: string; modRevision: string }>): DockerEndpoint[] {
   return entries.flatMap((e) => {
     const k = parseWorkloadEndpointKey(e.key);
     if (!k) return [];
@@ -35,15 +34,10 @@ export async function endpointsOfContainer(kv: KV, node: string, containerId: st
   });
 }
 
+export async function endpointsOfContainer(kv: KV, node: string, containerId: string): Promise<DockerEndpoint[]> {
+  return parseDockerEndpoints((await kv.list(keys.workloadEndpointsOf(node, ORCHESTRATOR, containerId))).entries);
+}
+
 export async function allDockerEndpoints(kv: KV, node: string): Promise<DockerEndpoint[]> {
-  const { entries } = await kv.list(keys.workloadsOfOrchestrator(node, ORCHESTRATOR));
-  return entries.flatMap((e) => {
-    const k = parseWorkloadEndpointKey(e.key);
-    if (!k) return [];
-    try {
-      return [{ key: e.key, containerId: k.workload, endpointId: k.name, ep: normaliseStoredEndpoint(JSON.parse(e.value) as StoredWorkloadEndpoint), modRevision: e.modRevision }];
-    } catch {
-      return [];
-    }
-  });
+  return parseDockerEndpoints((await kv.list(keys.workloadsOfOrchestrator(node, ORCHESTRATOR))).entries);
 }

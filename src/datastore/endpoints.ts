@@ -66,3 +66,20 @@ export async function updateEndpoint<T>(
     return { value: out.ep ? JSON.stringify(out.ep) : NO_CHANGE, result: out.result };
   })) as T;
 }
+
+export type ProfileAction = 'append' | 'remove' | 'set';
+
+/** The profile list after `append|remove|set`, with the originals' messages for what cannot be done. */
+export function changeProfiles(current: readonly string[], action: ProfileAction, names: readonly string[]): string[] {
+  if (action === 'append') {
+    const dup = names.find((n) => current.includes(n));
+    if (dup) throw new CalicoError(`Profile ${dup} is already in endpoint profile list`);
+    return [...current, ...names];
+  }
+  if (action === 'remove') {
+    const missing = names.find((n) => !current.includes(n));
+    if (missing) throw new CalicoError(`Profile ${missing} is not in endpoint profile list.`);
+    return current.filter((p) => !names.includes(p));
+  }
+  return [...names];
+}
