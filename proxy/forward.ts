@@ -96,7 +96,12 @@ function withLength(rawHeaders: readonly string[], length: number): string[] {
  */
 export function relayResponse(daemonRes: http.IncomingMessage, res: http.ServerResponse): void {
   res.writeHead(daemonRes.statusCode ?? 502, daemonRes.statusMessage, daemonRes.rawHeaders);
-  if (daemonRes.headers['content-length'] === undefined) res.flushHeaders();
+  if (!hasHeader(daemonRes.rawHeaders, 'content-length')) res.flushHeaders();
   daemonRes.pipe(res);
   daemonRes.on('error', (err) => res.destroy(err));
+}
+
+function hasHeader(rawHeaders: readonly string[], lowerName: string): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === lowerName) return true;
+  return false;
 }

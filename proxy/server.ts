@@ -43,6 +43,8 @@ export async function startProxy(options: ProxyOptions = {}): Promise<RunningPro
     allowedHostNames: opts.allowedHostNames,
   };
 
+  // Without interceptors nothing is ever routed: skip the path parsing on every request.
+  const hooked = opts.interceptors.length > 0;
   const sockets = new Set<net.Socket | Duplex>();
   const track = (s: net.Socket | Duplex): void => {
     sockets.add(s);
@@ -54,24 +56,26 @@ export async function startProxy(options: ProxyOptions = {}): Promise<RunningPro
   server.on('tlsClientError', (err: Error) => logger.debug('TLS handshake refused', { error: err.message }));
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const refusal = refusalReason(req.headers, guard);
+    const refusal = refusalReason(req.rawHeaders, guard);
     if (refusal !== undefined) {
       logger.warn('refused request', { method: req.method, path: pathOnly(req.url), reason: refusal });
       sendJsonError(res, 403, refusal);
       return;
     }
     logger.debug('request', { method: req.method, path: pathOnly(req.url) });
-    const api = parseApiPath(req.url ?? '/');
-    const route = api && matchRoute(req.method ?? 'GET', api.path);
-    if (api && route && isHooked(route, opts.interceptors)) {
-      void handleIntercepted(route, api, req, res, deps);
-      return;
+    if (hooked) {
+      const api = parseApiPath(req.url ?? '/');
+      const route = api && matchRoute(req.method ?? 'GET', api.path);
+      if (api && route && isHooked(route, opts.interceptors)) {
+        void handleIntercepted(route, api, req, res, deps);
+        return;
+      }
     }
     forwarder.forward(req, res);
   });
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const refusal = refusalReason(req.headers, guard);
+    const refusal = refusalReason(req.rawHeaders, guard);
     if (refusal !== undefined) {
       logger.warn('refused upgrade', { method: req.method, path: pathOnly(req.url), reason: refusal });
       sendRawJsonError(socket, 403, 'Forbidden', refusal);

@@ -51,8 +51,8 @@ async function warm(opts: http.RequestOptions, n: number, into: number[]): Promi
   for (let i = 0; i < n; i++) into.push(await timedGet(opts));
 }
 
-function startProxyChild(dockerSocket: string): Promise<{ child: ChildProcessWithoutNullStreams; port: number }> {
-  const child = spawn(process.execPath, [join(__dirname, 'proxy-child.js'), dockerSocket], { stdio: ['pipe', 'pipe', 'pipe'] });
+function startProxyChild(dockerSocket: string, mode: 'proxy' | 'relay' = 'proxy'): Promise<{ child: ChildProcessWithoutNullStreams; port: number }> {
+  const child = spawn(process.execPath, [join(__dirname, 'proxy-child.js'), dockerSocket, mode], { stdio: ['pipe', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -99,6 +99,7 @@ const ms = (x: number): string => x.toFixed(3);
 export async function runProxyBench(): Promise<string> {
   let dockerd: TestDockerd | undefined;
   let proxy: { child: ChildProcessWithoutNullStreams; port: number } | undefined;
+  let relay: { child: ChildProcessWithoutNullStreams; port: number } | undefined;
   try {
     dockerd = await startDockerd();
     await importBusybox(dockerd.env);
@@ -107,20 +108,25 @@ export async function runProxyBench(): Promise<string> {
       spawnSync('docker', ['create', '--label', `bench=${i}`, '--label', 'calico=proxy-bench', 'busybox', 'sleep', '1'], { env: dockerd.env });
     }
     proxy = await startProxyChild(dockerd.socket);
+    relay = await startProxyChild(dockerd.socket, 'relay');
     const directAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const proxyAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const relayAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const path = '/v1.41/containers/json?all=1';
     const direct: http.RequestOptions = { socketPath: dockerd.socket, path, agent: directAgent };
     const proxied: http.RequestOptions = { host: '127.0.0.1', port: proxy.port, path, agent: proxyAgent };
+    const relayed: http.RequestOptions = { host: '127.0.0.1', port: relay.port, path, agent: relayAgent };
 
     const discard: number[] = [];
     await warm(direct, WARMUP, discard);
     await warm(proxied, WARMUP, discard);
+    await warm(relayed, WARMUP, discard);
     // Requests alternate one by one (which side goes first alternates too), so load from other
     // processes on this machine lands on both sides alike; `diffs` pairs each proxied request with
     // the direct one next to it.
     const d: number[] = [];
     const p: number[] = [];
+    const r: number[] = [];
     const diffs: number[] = [];
     const cpuBefore = cpuSeconds(proxy.child.pid);
     for (let i = 0; i < REQUESTS; i++) {
@@ -131,7 +137,11 @@ export async function runProxyBench(): Promise<string> {
       d.push(td);
       p.push(tp);
       diffs.push(tp - td);
+      // The floor, one in four rounds: a byte relay process with no HTTP at all.
+      if (i % 4 === 0) r.push(await timedGet(relayed));
     }
+    relayAgent.destroy();
+    const sr = stats(r);
     const sdiff = stats(diffs);
     const cpuPerRequestUs = ((cpuSeconds(proxy.child.pid) - cpuBefore) / REQUESTS) * 1e6;
     directAgent.destroy();
@@ -150,6 +160,7 @@ export async function runProxyBench(): Promise<string> {
       `| through the proxy | ${ms(sp.p50)} | ${ms(sp.p90)} | ${ms(sp.p99)} | ${sp.n} |`,
       `| added by the proxy | ${ms(added50)} | ${ms(sp.p90 - sd.p90)} | ${ms(sp.p99 - sd.p99)} | |`,
       `| ratio proxy / baseline | ${(sp.p50 / sd.p50).toFixed(2)} | ${(sp.p90 / sd.p90).toFixed(2)} | ${(sp.p99 / sd.p99).toFixed(2)} | |`,
+      `| floor: byte relay process, no HTTP (${sr.n} requests) | ${ms(sr.p50)} | ${ms(sr.p90)} | ${ms(sr.p99)} | |`,
       `| paired difference (proxied - next direct) | ${ms(sdiff.p50)} | ${ms(sdiff.p90)} | ${ms(sdiff.p99)} | ${sdiff.n} pairs |`,
     ];
     const cli = [
@@ -175,13 +186,15 @@ export async function runProxyBench(): Promise<string> {
       '',
       verdict,
       cpuLine,
+      'The byte relay row is the cost of any extra process hop on this machine (two more socket',
+      'round trips and wake-ups); what the proxy adds beyond it is HTTP parsing and re-serialising.',
       '',
       ...cli,
       '',
     ].join('\n');
     return md;
   } finally {
-    if (proxy) { proxy.child.stdin.end(); proxy.child.kill('SIGTERM'); }
+    for (const c of [proxy, relay]) if (c) { c.child.stdin.end(); c.child.kill('SIGTERM'); }
     await dockerd?.stop();
   }
 }

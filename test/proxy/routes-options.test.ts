@@ -66,17 +66,22 @@ test('a non-loopback listener without tlsverify is refused; loopback is the defa
 
 test('browser headers and foreign Host names are refused; docker clients pass', () => {
   const policy = { trustAnyHost: false, allowedHostNames: new Set(['docker.internal.test']) };
-  assert.equal(refusalReason({ host: '127.0.0.1:2377', 'user-agent': 'Docker-Client/28.2.2 (linux)' }, policy), undefined);
-  assert.equal(refusalReason({ host: 'api.moby.localhost' }, policy), undefined);
-  assert.equal(refusalReason({ host: 'localhost:2377' }, policy), undefined);
-  assert.equal(refusalReason({ host: '[::1]:2377' }, policy), undefined);
-  assert.equal(refusalReason({ host: 'docker.internal.test:2377' }, policy), undefined);
-  assert.match(refusalReason({ host: '127.0.0.1:2377', origin: 'http://evil.example' }, policy)!, /web browsers.*origin/);
-  assert.match(refusalReason({ host: '127.0.0.1:2377', 'sec-fetch-mode': 'no-cors' }, policy)!, /sec-fetch-mode/);
-  assert.match(refusalReason({ host: '127.0.0.1:2377', referer: 'http://x/' }, policy)!, /referer/);
-  assert.match(refusalReason({ host: 'rebind.evil.example:2377' }, policy)!, /refuses Host "rebind\.evil\.example:2377"/);
-  assert.equal(refusalReason({ host: 'anything.example' }, { ...policy, trustAnyHost: true }), undefined);
+  assert.equal(refusalReason(raw({ host: '127.0.0.1:2377', 'user-agent': 'Docker-Client/28.2.2 (linux)' }), policy), undefined);
+  assert.equal(refusalReason(raw({ host: 'api.moby.localhost' }), policy), undefined);
+  assert.equal(refusalReason(raw({ host: 'localhost:2377' }), policy), undefined);
+  assert.equal(refusalReason(raw({ host: '[::1]:2377' }), policy), undefined);
+  assert.equal(refusalReason(raw({ host: 'docker.internal.test:2377' }), policy), undefined);
+  assert.match(refusalReason(raw({ host: '127.0.0.1:2377', origin: 'http://evil.example' }), policy)!, /web browsers.*origin/);
+  assert.match(refusalReason(raw({ host: '127.0.0.1:2377', 'sec-fetch-mode': 'no-cors' }), policy)!, /sec-fetch-mode/);
+  assert.match(refusalReason(raw({ host: '127.0.0.1:2377', referer: 'http://x/' }), policy)!, /referer/);
+  assert.match(refusalReason(raw({ host: 'rebind.evil.example:2377' }), policy)!, /refuses Host "rebind\.evil\.example:2377"/);
+  assert.equal(refusalReason(raw({ host: 'anything.example' }), { ...policy, trustAnyHost: true }), undefined);
 });
+
+/** {name: value} -> [name, value, ...] as Node's rawHeaders. */
+function raw(headers: Record<string, string>): string[] {
+  return Object.entries(headers).flat();
+}
 
 test('InterceptRefusal only takes error statuses', () => {
   assert.equal(new InterceptRefusal(409, 'x').status, 409);
