@@ -2,20 +2,21 @@
  * Kernel route programming: `proto bird` (12) routes with a fixed metric, written by long-lived
  * `ip -force -batch -` children.
  *
- * Why this mechanism (measured on the 2-core target, 100 000 IPv4 /32 `via` routes into a netns):
- *   - Plain Node has no AF_NETLINK socket; the `netlink` npm package is a native addon marked
- *     "early stage", and a single in-process socket would also put the kernel's ~10-18 µs per
- *     route on the event loop that must keep BGP keepalives flowing.
- *   - one `ip -batch` child: 1.1-1.8 s per 100k adds (55-90k routes/s);
- *   - two children fed disjoint halves: 0.65 s per 100k — the kernel work runs on both cores,
- *     and the speaker's own thread only formats text lines;
- *   - four children: 0.75 s (no gain on 2 cores).
- *   - but at 1M routes two writers contend in the kernel (36 s vs 17 s for one), and one `ip`
- *     process slows down as it ages (1M lines in one process: 16.9 s; the same lines in ten
- *     processes of 100k: 13.3 s).
- *   So: a configurable number of workers (sharded by a hash of the prefix, so that each prefix
- *   always goes to the same worker and its changes keep their order), each replaced by a fresh
- *   `ip` after RECYCLE_LINES lines, once its in-flight batches are acknowledged.
+ * Why this mechanism (measured on the 2-core target, IPv4 /32 `via` routes into a fresh netns; the
+ * machine is shared, so single runs vary by +-30%):
+ *   - Plain Node has no AF_NETLINK socket. The `netlink` npm package (0.3.0, native addon, "early
+ *     stage") aborted the whole process with an uncaught `Napi::Error` ("terminate called") after a
+ *     few hundred RTM_NEWROUTE messages, even with one request in flight: a crash would take every
+ *     BGP session down with it, so it is not used.
+ *   - `ip -batch`: ~11 us per route in one process, whatever the form (replace/add/dev/nhid all
+ *     1.0-1.2 s per 100k); the kernel work runs in the `ip` process, off our event loop.
+ *   - two `ip` processes fed disjoint halves use both cores: 100k in 0.65-1.1 s (vs 1.1-1.5 s).
+ *   - one `ip` process slows down as it ages (1M lines in one process: 16.9 s; the same lines in
+ *     ten processes of 100k: 13.3 s), so each worker is replaced after RECYCLE_LINES lines; with
+ *     that, 1M routes take 15.0 s with two workers and 22.5 s with one.
+ *   So: two workers by default, sharded by a hash of the prefix (each prefix always goes to the
+ *   same worker, so its changes keep their order), each replaced by a fresh `ip` after
+ *   RECYCLE_LINES lines once its in-flight batches are acknowledged.
  * Completion: `ip` reports each failed line on stderr as "Command failed -:<line>", unbuffered.
  * After each batch we send a line that always fails without touching the kernel (an unknown
  * object), so its report tells us that every earlier line of that worker is done, and any failure
@@ -146,7 +147,7 @@ export class KernelFib {
   }
 
   start(): void {
-    const n = this.opts.workers ?? 1;
+    const n = this.opts.workers ?? 2;
     for (let i = 0; i < n; i++) {
       this.pending.push([]);
       this.workers.push(this.spawnWorker(i));
@@ -223,10 +224,18 @@ export class KernelFib {
   }
 }
 
+/**
+ * Worker for a prefix: a hash of its text up to the last '.' or ':' (its /24, for IPv4 host
+ * routes), so that neighbouring prefixes go to the same worker in order; the kernel inserts
+ * neighbours into its FIB trie faster than scattered ones.
+ */
 function shard(prefix: string, n: number): number {
+  let end = prefix.length;
+  for (let i = prefix.length - 1; i >= 0; i--) { const c = prefix.charCodeAt(i); if (c === 46 || c === 58) { end = i; break; } }
   let h = 0;
-  for (let i = 0; i < prefix.length; i++) h = (Math.imul(h, 31) + prefix.charCodeAt(i)) | 0;
-  return (h >>> 0) % n;
+  for (let i = 0; i < end; i++) h = (Math.imul(h, 31) + prefix.charCodeAt(i)) | 0;
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  return ((h ^ (h >>> 16)) >>> 0) % n;
 }
 
 const execFileP = promisify(execFile);

@@ -221,7 +221,7 @@ export class Peer {
     if (this.staleAfis.size) {
       for (const afi of [...this.staleAfis]) {
         const fam = neg.peerGr?.families.find((f) => f.afi === afi && f.safi === SAFI_UNICAST);
-        if (!neg.peerGr || !fam || !fam.forwarding || !neg.families.has(afi)) this.purgeStale(afi, 'peer did not preserve forwarding state');
+        if (!neg.peerGr || !fam || !fam.forwarding || !neg.families.has(afi)) void this.purgeStale(afi, 'peer did not preserve forwarding state');
       }
     }
     this.adjOut = new AdjRibOut([...neg.families] as Afi[], neg.as4);
@@ -237,7 +237,7 @@ export class Peer {
     if (u.endOfRib !== undefined) {
       this.eorReceived.add(u.endOfRib);
       this.log.info('End-of-RIB received', { afi: u.endOfRib });
-      if (this.staleAfis.has(u.endOfRib)) this.purgeStale(u.endOfRib, 'End-of-RIB');
+      if (this.staleAfis.has(u.endOfRib)) void this.purgeStale(u.endOfRib, 'End-of-RIB');
       this.ctx.onEndOfRib(this, u.endOfRib);
       return;
     }
@@ -313,12 +313,12 @@ export class Peer {
         const fam = gr?.families.find((f) => f.afi === afi && f.safi === SAFI_UNICAST);
         this.ctx.rib.markStale(this.sourceId, afi);
         this.staleAfis.add(afi);
-        if (!helper || !fam) this.purgeStale(afi, 'session down');
+        if (!helper || !fam) void this.purgeStale(afi, 'session down');
       }
       if (helper && this.staleAfis.size) {
         clearTimeout(this.staleTimer);
         this.staleTimer = setTimeout(() => {
-          for (const afi of [...this.staleAfis]) this.purgeStale(afi, 'restart time expired');
+          for (const afi of [...this.staleAfis]) void this.purgeStale(afi, 'restart time expired');
         }, gr!.time * 1000);
       }
     }
@@ -329,19 +329,21 @@ export class Peer {
   }
 
   /** Withdraws the routes still marked stale for a family, a slice at a time. */
-  private purgeStale(afi: Afi, why: string): void {
+  private purgeStale(afi: Afi, why: string): Promise<void> {
     this.staleAfis.delete(afi);
     if (this.staleAfis.size === 0) clearTimeout(this.staleTimer);
     const keys = this.ctx.rib.keysOf(this.sourceId, afi, true);
     const width = wordsFor(afi);
     if (keys.length) this.log.info('removing stale routes', { afi, count: keys.length / width, why });
     let i = 0;
-    const step = () => {
-      const end = Math.min(keys.length, i + PURGE_CHUNK * width);
-      for (; i < end; i += width) this.ctx.rib.withdrawIfStale(this.sourceId, afi, keys.subarray(i, i + width));
-      if (i < keys.length) setImmediate(step);
-    };
-    step();
+    return new Promise((resolve) => {
+      const step = () => {
+        const end = Math.min(keys.length, i + PURGE_CHUNK * width);
+        for (; i < end; i += width) this.ctx.rib.withdrawIfStale(this.sourceId, afi, keys.subarray(i, i + width));
+        if (i < keys.length) setImmediate(step); else resolve();
+      };
+      step();
+    });
   }
 
   /** Sends the whole Loc-RIB (what the export policy allows) and then End-of-RIB per family. */
@@ -429,11 +431,16 @@ export class Peer {
   }
 
   /** Removes every route learned from this peer (after stop, when the peer is deconfigured). */
-  purgeAll(): void {
-    for (const afi of [AFI_IPV4, AFI_IPV6] as Afi[]) {
+  async purgeAll(): Promise<void> {
+    await Promise.all(([AFI_IPV4, AFI_IPV6] as Afi[]).map((afi) => {
       this.ctx.rib.markStale(this.sourceId, afi);
-      this.purgeStale(afi, 'peer removed');
-    }
+      return this.purgeStale(afi, 'peer removed');
+    }));
+  }
+
+  /** Frees this peer's route source once it holds no routes (the peer is gone for good). */
+  release(): void {
+    if (this.routeCount(AFI_IPV4) + this.routeCount(AFI_IPV6) === 0) this.ctx.rib.removeSource(this.sourceId);
   }
 
   /** Routes currently held from this peer. */

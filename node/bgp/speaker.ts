@@ -44,7 +44,7 @@ export interface BgpSpeakerOptions {
   gracefulRestartTime?: number;
   /** Program the kernel (default true). Tests of pure protocol behaviour turn it off. */
   kernel?: boolean;
-  /** `ip` worker processes for kernel programming (default 1, see fib.ts for the measurements). */
+  /** `ip` worker processes for kernel programming (default 2, see fib.ts for the measurements). */
   fibWorkers?: number;
 }
 
@@ -179,7 +179,7 @@ export class BgpSpeaker {
         this.log.info('removing peer', { peer: addr, reason: !want ? 'deconfigured' : 'configuration changed' });
         this.peers.delete(addr);
         this.exportCache.delete(peer);
-        void peer.stop({ graceful: false, subcode: want ? CeaseSub.OtherConfigChange : CeaseSub.PeerDeconfigured }).then(() => peer.purgeAll());
+        void peer.stop({ graceful: false, subcode: want ? CeaseSub.OtherConfigChange : CeaseSub.PeerDeconfigured }).then(() => peer.purgeAll()).then(() => peer.release());
       } else {
         peer.updateConfig(want);
       }
@@ -412,23 +412,13 @@ export class BgpSpeaker {
     await Promise.all([...this.peers.values()].map((p) => p.stop({ graceful })));
     if (!graceful && this.fib) {
       // Remove everything we installed: withdraw all routes and let the FIB catch up.
-      for (const p of this.peers.values()) p.purgeAll();
+      await Promise.all([...this.peers.values()].map((p) => p.purgeAll()));
       for (const [prefix] of this.localRoutes) { const p = parsePrefix(prefix); this.rib.withdraw(0, p.afi, p.words); }
       await new Promise((r) => setImmediate(r));
       this.rib.sweepFib();
-      await this.waitPurged();
       await this.fibSettled();
     }
     await this.fib?.stop();
-  }
-
-  private async waitPurged(): Promise<void> {
-    for (let i = 0; i < 6000; i++) {
-      let left = 0;
-      for (const p of this.peers.values()) left += p.routeCount(AFI_IPV4) + p.routeCount(AFI_IPV6);
-      if (left === 0) return;
-      await new Promise((r) => setTimeout(r, 10));
-    }
   }
 }
 
