@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import { startStack, Stack, docker, CliResult, uniq, portOf, TEST_TIMEOUT_MS } from './helpers.js';
 
 let s: Stack;
@@ -145,6 +146,36 @@ test('events --since/--until give the same events', { timeout: TEST_TIMEOUT_MS }
   const r = await same(['events', '--since', String(since), '--until', String(until), '--filter', `label=${evLabel}`]);
   assert.equal(r.status, 0);
   for (const action of ['create', 'start', 'die', 'destroy']) assert.match(r.stdout, new RegExp(`container ${action} `), action);
+});
+
+test('events without --until: each event arrives while the stream stays open', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const evLabel = uniq('live');
+  const cli = spawn('docker', ['events', '--filter', `label=${evLabel}`, '--format', '{{.Action}} {{.Actor.Attributes.name}}'], { env: s.proxied });
+  let out = '';
+  const seen = (text: string) => new Promise<void>((resolve, reject) => {
+    const check = () => { if (out.includes(text)) resolve(); };
+    cli.stdout.on('data', (d: Buffer) => { out += d.toString(); check(); });
+    cli.once('exit', (code) => reject(new Error(`docker events exited (${code}) before "${text}": ${out}`)));
+    check();
+  });
+  try {
+    // The CLI prints nothing until an event: wait for its request to reach the daemon by
+    // creating containers until the first event shows (no sleep-and-hope).
+    const name = uniq('live-c');
+    const first = seen(`create ${name}`);
+    for (let i = 0; i < 100 && !out.includes(`create ${name}`); i++) {
+      await docker(s.direct, ['rm', '-f', name]);
+      await docker(s.direct, ['create', '--name', name, '--label', evLabel, 'busybox', 'true']);
+      await Promise.race([first, new Promise((r) => setTimeout(r, 200))]);
+    }
+    await first;
+    const second = uniq('live-d');
+    const next = seen(`create ${second}`);
+    await docker(s.direct, ['create', '--name', second, '--label', evLabel, 'busybox', 'true']);
+    await next;
+  } finally {
+    cli.kill('SIGTERM');
+  }
 });
 
 test('cp in both directions, 5 MB file and a directory', { timeout: TEST_TIMEOUT_MS }, async () => {
