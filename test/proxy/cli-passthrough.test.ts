@@ -152,9 +152,11 @@ test('events without --until: each event arrives while the stream stays open', {
   const evLabel = uniq('live');
   const cli = spawn('docker', ['events', '--filter', `label=${evLabel}`, '--format', '{{.Action}} {{.Actor.Attributes.name}}'], { env: s.proxied });
   let out = '';
+  const waiters = new Set<() => void>();
+  cli.stdout.on('data', (d: Buffer) => { out += d.toString(); for (const w of waiters) w(); });
   const seen = (text: string) => new Promise<void>((resolve, reject) => {
-    const check = () => { if (out.includes(text)) resolve(); };
-    cli.stdout.on('data', (d: Buffer) => { out += d.toString(); check(); });
+    const check = (): void => { if (out.includes(text)) { waiters.delete(check); resolve(); } };
+    waiters.add(check);
     cli.once('exit', (code) => reject(new Error(`docker events exited (${code}) before "${text}": ${out}`)));
     check();
   });
