@@ -58,6 +58,8 @@ before(async () => {
   sh('ip', ['-n', us.ns, 'link', 'add', 'tunl0', 'type', 'veth', 'peer', 'name', 'tunl0p']);
   sh('ip', ['-n', us.ns, 'link', 'set', 'tunl0p', 'up']);
   sh('ip', ['-n', us.ns, 'link', 'set', 'tunl0', 'up']);
+  // Somebody else's route for a prefix BIRD will also announce: we must never touch it.
+  sh('ip', ['-n', us.ns, 'route', 'add', '10.88.1.0/24', 'via', peer.ipv4, 'proto', 'static', 'metric', '10']);
   await writeNode(kv, NODE, us.ipv4, us.ipv6);
   await writePool(kv, '10.66.0.0/16');
   await writePool(kv, '10.77.0.0/16', true);
@@ -172,6 +174,7 @@ test('BIRD crashes and restarts with graceful restart: its routes stay in our ke
   await waitFor('sessions back', async () => (await status()).every((r) => r.state === 'up'), 30000, 200);
   await waitFor('stale 10.88.1.0/24 swept after End-of-RIB', async () => !(await kernelRoutes(us.ns, '-4')).has('10.88.1.0/24'), 30000, 200);
   assert.ok((await kernelRoutes(us.ns, '-4')).has('10.77.1.0/26'));
+  assert.match(sh('ip', ['-n', us.ns, 'route', 'show', '10.88.1.0/24', 'proto', 'static']), /via 10\.99\.0\.2 .*metric 10/, 'the static route for the same prefix is untouched');
 });
 
 test('our speaker restarts gracefully: BIRD keeps our routes meanwhile and our kernel routes are adopted', async () => {
@@ -194,4 +197,9 @@ test('a non-graceful stop withdraws our routes from BIRD and removes our kernel 
   await waitFor('BIRD dropped our routes', async () => (await bird.routesFrom('us4', 4)).length === 0, 20000, 200);
   const left = await kernelRoutes(us.ns, '-4');
   assert.equal(left.size, 0, `proto bird routes left: ${[...left.values()].join('; ')}`);
+  assert.equal((await kernelRoutes(us.ns, '-6')).size, 0);
+  // Routes we do not own are all still there: the static one and the connected subnets.
+  const all = sh('ip', ['-n', us.ns, 'route', 'show']);
+  assert.match(all, /10\.88\.1\.0\/24 via 10\.99\.0\.2 dev eth0 proto static metric 10/);
+  assert.match(all, /10\.99\.0\.0\/24 dev eth0 proto kernel/);
 });
