@@ -225,9 +225,9 @@ test('wireWorkload: bad input is refused before anything is made; a failure half
   await assert.rejects(wireWorkload({ ...base, ipv4Addrs: ['10.66.1.1'], mac: 'zz' }), ValidationError);
   await assert.rejects(wireWorkload({ ...base, netnsPath: '/proc/999999999/ns/net', ipv4Addrs: ['10.66.1.1'] }), NetnsNotFoundError);
 
-  // Half-way: the container namespace refuses IPv6 addresses, after the veth, the host routes and
-  // the IPv4 address were made.
-  await runInNetns(ns, 'sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
+  // Half-way: the host namespace refuses the IPv6 gateway address after the veth was made (the
+  // container side turns IPv6 on for its own eth1, so it is the host that must refuse here).
+  await runInNetns(lab.host, 'sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
   const before = (await listLinks({ netns: lab.host })).map((l) => l.name).sort();
   await assert.rejects(wireWorkload({ ...base, ipv4Addrs: ['10.66.1.1'], ipv6Addrs: ['fd66:1::1'] }), (err: unknown) => {
     assert.ok(err instanceof WiringError);
@@ -239,7 +239,7 @@ test('wireWorkload: bad input is refused before anything is made; a failure half
   assert.deepEqual((await listRoutes({ netns: lab.host, protocol: CALICO_ROUTE_PROTOCOL })).filter((r) => r.dst.startsWith('10.66.1.') || r.dst.startsWith('fd66:1:')), []);
 
   // The same endpoint id twice: the second is refused and the first is untouched.
-  await runInNetns(ns, 'sh', ['-c', 'echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6']);
+  await runInNetns(lab.host, 'sh', ['-c', 'echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 0 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
   const ok = await wireWorkload({ ...base, ipv4Addrs: ['10.66.1.1'] });
   const other = await createNetns(lab.nsName('bad2'));
   lab.made.push(other.name!);
