@@ -99,3 +99,12 @@ export function loadEtcdConfig(opts: { configFile?: string; env?: NodeJS.Process
     isDefault: endpoints === undefined,
   };
 }
+
+/** Reads a TLS file named in the configuration, with an error that says which setting points where. */
+export function readTlsFile(path: string, setting: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ValidationError(`cannot read ${setting} ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, setting);
+  }
+}

@@ -3,11 +3,10 @@
  * agent, proxy), which keep one connection and need watches. See etcd-h2.ts for why the CLI
  * uses its own small gRPC client instead.
  */
-import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions, IRequestOp, ICompare, IKeyValue } from 'etcd3';
 import { KV, KVEntry, TxnGuard, TxnOp, WatchEvent, Watcher } from './kv.js';
 import { ConflictError, DatastoreUnreachableError, CalicoError } from '../errors.js';
-import { EtcdConfig } from './config.js';
+import { EtcdConfig, readTlsFile } from './config.js';
 import { prefixEnd } from './prefix.js';
 
 const buf = (s: string): Buffer => Buffer.from(s, 'utf8');
@@ -31,9 +30,9 @@ export class EtcdGrpcKV implements KV {
     const opts: IOptions = { hosts: cfg.endpoints, dialTimeout: 3000 };
     if (cfg.caFile || cfg.certFile) {
       opts.credentials = {
-        rootCertificate: cfg.caFile ? readFileSync(cfg.caFile) : Buffer.alloc(0),
-        privateKey: cfg.keyFile ? readFileSync(cfg.keyFile) : undefined,
-        certChain: cfg.certFile ? readFileSync(cfg.certFile) : undefined,
+        rootCertificate: cfg.caFile ? readTlsFile(cfg.caFile, 'ETCD_CA_CERT_FILE') : Buffer.alloc(0),
+        privateKey: cfg.keyFile ? readTlsFile(cfg.keyFile, 'ETCD_KEY_FILE') : undefined,
+        certChain: cfg.certFile ? readTlsFile(cfg.certFile, 'ETCD_CERT_FILE') : undefined,
       };
     }
     if (cfg.username) opts.auth = { username: cfg.username, password: cfg.password ?? '' };

@@ -10,9 +10,8 @@
  * and run the same tests against a real etcd.
  */
 import http2 from 'node:http2';
-import { readFileSync } from 'node:fs';
 import { KV, KVEntry, TxnGuard, TxnOp } from './kv.js';
-import { EtcdConfig } from './config.js';
+import { EtcdConfig, readTlsFile } from './config.js';
 import { prefixEnd } from './prefix.js';
 import { PbWriter, readFields } from './protobuf.js';
 import { CalicoError, ConflictError, DatastoreUnreachableError } from '../errors.js';
@@ -93,9 +92,9 @@ export class EtcdH2KV implements KV {
     this.cfg = cfg;
     this.endpoints = cfg.endpoints;
     this.tls = {
-      ca: cfg.caFile ? readFileSync(cfg.caFile) : undefined,
-      cert: cfg.certFile ? readFileSync(cfg.certFile) : undefined,
-      key: cfg.keyFile ? readFileSync(cfg.keyFile) : undefined,
+      ca: cfg.caFile ? readTlsFile(cfg.caFile, 'ETCD_CA_CERT_FILE') : undefined,
+      cert: cfg.certFile ? readTlsFile(cfg.certFile, 'ETCD_CERT_FILE') : undefined,
+      key: cfg.keyFile ? readTlsFile(cfg.keyFile, 'ETCD_KEY_FILE') : undefined,
     };
   }
 

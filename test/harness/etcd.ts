@@ -10,6 +10,7 @@ import { startProcess, OwnedProcess } from './process.js';
 import { KV } from '../../src/datastore/kv.js';
 import { EtcdConfig } from '../../src/datastore/config.js';
 import { connectKV, KVFlavour } from '../../src/datastore/connect.js';
+import type { Pki } from './pki.js';
 
 export interface TestEtcd {
   endpoint: string;
@@ -24,12 +25,15 @@ export interface TestEtcd {
   stop(): Promise<void>;
 }
 
-export async function startEtcd(opts: { host?: string; name?: string } = {}): Promise<TestEtcd> {
+export async function startEtcd(opts: { host?: string; name?: string; tls?: Pki } = {}): Promise<TestEtcd> {
   const host = opts.host ?? '127.0.0.1';
   const dir = mkdtempSync(join(tmpdir(), 'calico-etcd-'));
   const clientPort = await freePort();
   const peerPort = await freePort();
-  const endpoint = `http://${host}:${clientPort}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://${host}:${clientPort}`;
+  const tlsArgs = opts.tls
+    ? ['--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey, '--trusted-ca-file', opts.tls.ca, '--client-cert-auth']
+    : [];
   const proc = startProcess(
     'etcd',
     [
@@ -42,11 +46,14 @@ export async function startEtcd(opts: { host?: string; name?: string } = {}): Pr
       '--initial-cluster', `${opts.name ?? 'test'}=http://${host}:${peerPort}`,
       '--log-level', 'warn',
       '--logger', 'zap',
+      ...tlsArgs,
     ],
     join(dir, 'etcd.log'),
     { env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch } },
   );
-  const config: EtcdConfig = { endpoints: [endpoint], isDefault: false };
+  const config: EtcdConfig = opts.tls
+    ? { endpoints: [endpoint], isDefault: false, caFile: opts.tls.ca, certFile: opts.tls.clientCert, keyFile: opts.tls.clientKey }
+    : { endpoints: [endpoint], isDefault: false };
   const probe = connectKV(config, 'cli');
   try {
     await waitFor('etcd to answer', async () => { await probe.list('/probe'); return true; }, 20000);
@@ -60,7 +67,9 @@ export async function startEtcd(opts: { host?: string; name?: string } = {}): Pr
   return {
     endpoint,
     config,
-    env: { ...process.env, ETCD_ENDPOINTS: endpoint, ETCD_AUTHORITY: '' },
+    env: opts.tls
+      ? { ...process.env, ETCD_ENDPOINTS: endpoint, ETCD_AUTHORITY: '', ETCD_CA_CERT_FILE: opts.tls.ca, ETCD_CERT_FILE: opts.tls.clientCert, ETCD_KEY_FILE: opts.tls.clientKey }
+      : { ...process.env, ETCD_ENDPOINTS: endpoint, ETCD_AUTHORITY: '' },
     dir,
     proc,
     kv(flavour: KVFlavour = 'cli') {
