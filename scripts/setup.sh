@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(etcd-server etcd-client nftables docker.io busybox-static bird2 gobgpd frr conntrack iproute2 kmod procps tar gzip)
+PKGS=(etcd-server etcd-client nftables docker.io busybox-static bird2 gobgpd frr conntrack iproute2 kmod procps tar gzip
+      util-linux openssl time vagrant)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,6 +40,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find src cli proxy node test bench scripts tscon
   touch "$stamp"
 fi
 
-if [ "$(id -u)" = 0 ] && [ ! -e /usr/local/bin/calicoctl ] || [ "$(readlink -f /usr/local/bin/calicoctl 2>/dev/null)" != "$(pwd)/bin/calicoctl" ]; then
-  if [ "$(id -u)" = 0 ]; then ln -sf "$(pwd)/bin/calicoctl" /usr/local/bin/calicoctl; fi
+# calicoctl on the PATH (root only; a user can run ./bin/calicoctl).
+if [ "$(id -u)" = 0 ] && [ "$(readlink -f /usr/local/bin/calicoctl 2>/dev/null)" != "$(pwd)/bin/calicoctl" ]; then
+  ln -sf "$(pwd)/bin/calicoctl" /usr/local/bin/calicoctl
 fi
