@@ -33,8 +33,21 @@ export class AdjRibOut {
     }
   }
 
+  /** Same attributes object -> same id, without serialising (the export policy caches its results). */
+  private readonly byObject = new WeakMap<PathAttrs, Map<string, number>>();
+
   /** Interns an outgoing attribute set (with its concrete next hop). */
   outId(attrs: PathAttrs, nextHop: string): number {
+    let m = this.byObject.get(attrs);
+    const known = m?.get(nextHop);
+    if (known !== undefined) return known;
+    const id = this.outIdByContent(attrs, nextHop);
+    if (!m) { m = new Map(); this.byObject.set(attrs, m); }
+    m.set(nextHop, id);
+    return id;
+  }
+
+  private outIdByContent(attrs: PathAttrs, nextHop: string): number {
     const key = JSON.stringify(attrs, (_k, v) => (v instanceof Buffer ? v.toString('hex') : v)) + '|' + nextHop;
     let id = this.outByKey.get(key);
     if (id === undefined) {

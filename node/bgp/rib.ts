@@ -37,6 +37,8 @@ interface AttrEntry {
 /** Interned attribute sets: id -> attrs, with reference counts so unused sets are freed. */
 export class AttrStore {
   private byKey = new Map<string, number>();
+  /** Told when an id is freed (it will be reused for other attributes): caches keyed by id must drop it. */
+  onFree: (id: number) => void = () => undefined;
   private entries: Array<AttrEntry | undefined> = [undefined];
   private free: number[] = [];
 
@@ -67,6 +69,7 @@ export class AttrStore {
       this.byKey.delete(e.key);
       this.entries[id] = undefined;
       this.free.push(id);
+      this.onFree(id);
     }
   }
   get count(): number {

@@ -63,7 +63,8 @@ export class BgpSpeaker {
   private restarting = false;
   private sweepTimer?: NodeJS.Timeout;
   private fibPumpScheduled = false;
-  private exportCache = new Map<Peer, Map<number, { attrs: PathAttrs; nextHop: string } | null>>();
+  /** Per peer: attr id -> source id -> export result (null = not exported). Dropped when an id is freed. */
+  private exportCache = new Map<Peer, Map<number, Map<number, { attrs: PathAttrs; nextHop: string } | null>>>();
   private localBlockAttr: number;
   private localHostAttr: number;
   private started = false;
@@ -83,6 +84,7 @@ export class BgpSpeaker {
     // Keep the two local attribute sets alive forever.
     this.rib.attrs.ref(this.localBlockAttr);
     this.rib.attrs.ref(this.localHostAttr);
+    this.rib.attrs.onFree = (id) => { for (const c of this.exportCache.values()) c.delete(id); };
     this.rib.onBestChange((afi, w, src, attr) => {
       for (const p of this.peers.values()) if (p.established) p.exportPrefix(afi, w, src, attr);
     });
@@ -272,11 +274,12 @@ export class BgpSpeaker {
     if (!inPool) return undefined;
     let cache = this.exportCache.get(peer);
     if (!cache) { cache = new Map(); this.exportCache.set(peer, cache); }
-    const key = srcId * 0x100000000 + attrId;
-    const hit = cache.get(key);
+    let bySrc = cache.get(attrId);
+    if (!bySrc) { bySrc = new Map(); cache.set(attrId, bySrc); }
+    const hit = bySrc.get(srcId);
     if (hit !== undefined) return hit ?? undefined;
     const r = this.exportDecision(peer, srcId, attrId);
-    cache.set(key, r ?? null);
+    bySrc.set(srcId, r ?? null);
     return r;
   }
 

@@ -96,3 +96,18 @@ test('equal paths give one multipath kernel route; stale routes are kept until s
   rib.drainFib(100, (_afi, _w, spec) => specs.push(spec));
   assert.equal(specs.at(-1), 'via 10.0.0.2');
 });
+
+test('attribute ids are reused only after they are freed, and caches are told', () => {
+  const rib = new Rib();
+  const freed: number[] = [];
+  rib.attrs.onFree = (id) => freed.push(id);
+  const src = rib.addSource({ kind: 'peer', ibgp: true, rrClient: false, routerId: 1, addressKey: 'a', address: 'a' }).id;
+  const p = parsePrefix('10.9.0.0/24').words;
+  const a = rib.attrs.intern('A', () => ({ origin: 0, asPath: [], nextHop: '10.0.0.1' }));
+  rib.announce(src, AFI_IPV4, p, a);
+  rib.withdraw(src, AFI_IPV4, p);
+  assert.deepEqual(freed, [a]);
+  const b = rib.attrs.intern('B', () => ({ origin: 0, asPath: [], nextHop: '10.0.0.2' }));
+  assert.equal(b, a, 'the id is reused');
+  assert.equal(rib.attrs.get(b).nextHop, '10.0.0.2');
+});
