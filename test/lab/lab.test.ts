@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labConfig, LabConfig } from '../../scripts/lab/config.js';
@@ -205,6 +205,42 @@ test('a container removed on calico-01: its address and its route disappear on c
   const gone = await onHost('calico-02', ['calicoctl', 'endpoint', 'show', '--host=calico-01', '--detailed']);
   assert.doesNotMatch(gone.stdout, new RegExp(`${ip.replace(/\./g, '\\.')}/32`));
   assert.equal((await onHost('calico-02', ['docker', 'rm', '-f', 'blockholder'])).code, 0);
+});
+
+test('the Vagrant demo script (scripts/lab/vagrant-demo.sh) drives the same demo over `vagrant ssh`', async () => {
+  // A stand-in for `vagrant ssh <vm> -c <command>` that runs the command on the lab's host of that
+  // name, with `sudo` a no-op (we are root), as the VM's login shell would run it.
+  const fake = join(tmp, 'vagrant');
+  writeFileSync(fake, [
+    '#!/usr/bin/env bash',
+    '[ "$1" = ssh ] && [ "$3" = -c ] || { echo "fake vagrant: only ssh VM -c CMD" >&2; exit 2; }',
+    'sudo() { [ "${1:-}" = -E ] && shift; "$@"; }',
+    'export -f sudo',
+    `exec ${process.execPath} ${MAIN} exec "$2" -- bash -c "$4"`,
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const r = await new Promise<Out>((resolve, reject) => {
+    const c = spawn('bash', [join(__dirname, '..', '..', '..', 'scripts', 'lab', 'vagrant-demo.sh')], {
+      env: { ...process.env, LAB_ID: id, VAGRANT: fake }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /calico-02\$ docker run -e CALICO_IP=192\.168\.1\.4 --name workload-D -tid busybox/);
+  assert.match(r.stdout, /calico-01\$ sudo calicoctl endpoint [0-9a-f]{32} profile append PROF_B/);
+  for (const from of NAMES) {
+    const row = new RegExp(`^${from.slice(-1)} 192\\.168\\.\\d+\\.\\d+ +(.*)$`, 'm').exec(r.stdout);
+    assert.ok(row, `a matrix row for ${from}`);
+    const cells = row[1]!.trim().split(/ {2,}/);
+    assert.deepEqual(cells, NAMES.map((to) => (to === from ? '-' : `${expected(from, to) ? 'yes/yes' : 'no/no'} PASS`)));
+  }
+  assert.match(r.stdout, /30 pings, 0 mismatch\(es\)/);
+  assert.match(r.stdout, /RESULT: PASS/);
 });
 
 test('down leaves nothing behind: no namespace, link, process or mount; a second down is harmless', async () => {
