@@ -89,19 +89,40 @@ function withLength(rawHeaders: readonly string[], length: number): string[] {
 }
 
 /**
- * Status line and headers exactly as the daemon sent them, then the body. Headers of a streamed
- * answer (chunked: wait, events, logs, progress) are flushed at once, before any body byte; an
- * answer with a Content-Length is complete on the daemon side already, so its headers go out
- * with the first body bytes in one write instead of two.
+ * Status line and headers exactly as the daemon sent them, then the body, with as few writes as
+ * possible: what the daemon sent during one turn of the event loop (headers, body pieces, the end
+ * of a chunked body) goes to the client in one write at the end of that turn. Headers therefore
+ * never wait for a body — `POST /containers/{id}/wait` and `GET /events` send theirs at once and
+ * the body hours later, and `docker run` deadlocks if the wait's headers are held back — and a
+ * small answer costs the client one wake-up instead of three (headers, body, chunked end).
  */
 export function relayResponse(daemonRes: http.IncomingMessage, res: http.ServerResponse): void {
   res.writeHead(daemonRes.statusCode ?? 502, daemonRes.statusMessage, daemonRes.rawHeaders);
-  if (!hasHeader(daemonRes.rawHeaders, 'content-length')) res.flushHeaders();
-  daemonRes.pipe(res);
+  let pending: Buffer[] = [];
+  let ended = false;
+  let scheduled: NodeJS.Immediate | undefined;
+  const flush = (): void => {
+    scheduled = undefined;
+    if (pending.length === 0 && !ended) {
+      res.flushHeaders();
+      return;
+    }
+    res.cork();
+    let ok = true;
+    for (const chunk of pending) ok = res.write(chunk);
+    pending = [];
+    if (ended) res.end();
+    res.uncork();
+    if (!ok && !ended) {
+      // The client reads slower than the daemon writes (docker save, logs): wait for it.
+      daemonRes.pause();
+      res.once('drain', () => daemonRes.resume());
+    }
+  };
+  const schedule = (): void => { scheduled ??= setImmediate(flush); };
+  daemonRes.on('data', (chunk: Buffer) => { pending.push(chunk); schedule(); });
+  daemonRes.on('end', () => { ended = true; schedule(); });
   daemonRes.on('error', (err) => res.destroy(err));
-}
-
-function hasHeader(rawHeaders: readonly string[], lowerName: string): boolean {
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === lowerName) return true;
-  return false;
+  res.once('close', () => { if (scheduled) clearImmediate(scheduled); });
+  schedule();
 }
