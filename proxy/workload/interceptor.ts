@@ -19,9 +19,7 @@ import { getAssignmentAttributes, poolForIp } from '../../src/ipam/index.js';
 import { AddressNotAssignedError } from '../../src/ipam/errors.js';
 
 interface Pending {
-  res?: Reservation;
-  req?: CalicoRequest;
-  unlock: () => void;
+  res: Reservation;
 }
 
 const NETWORK_MODES_WE_REPLACE = new Set(['', 'default', 'bridge', 'none']);
@@ -96,43 +94,45 @@ export class CalicoInterceptor implements DockerInterceptor {
       throw refusal(err, 'the container was not started');
     }
     if (!req) return;
-    const unlock = await this.mgr.acquire(ctx.containerId);
+    // The lock is held only while reserving, never across the daemon's answer: a start the daemon
+    // refuses must not leave the container locked. The "starting" mark keeps the event watcher from
+    // wiring it in between.
+    this.mgr.markStarting(ctx.containerId);
     try {
       const t0 = performance.now();
-      const res = await this.mgr.reserve({ id: c.Id, name: c.Name }, req);
+      const res = await this.mgr.withContainerLock(ctx.containerId, () => this.mgr.reserve({ id: c.Id, name: c.Name }, req));
       this.mgr.opts.logger.debug('reserved', { container: c.Id, ms: +(performance.now() - t0).toFixed(1) });
-      this.pending.set(ctx, { res, req, unlock });
+      this.pending.set(ctx, { res });
     } catch (err) {
-      unlock();
+      this.mgr.unmarkStarting(ctx.containerId);
       throw refusal(err, 'the container was not started');
     }
   }
 
   async afterStart(ctx: ContainerActionContext, _answer: ActionAnswer): Promise<void> {
     const p = this.pending.get(ctx);
-    if (!p?.res) return;
+    if (!p) return;
     this.pending.delete(ctx);
     try {
-      await this.mgr.wire(p.res);
+      await this.mgr.withContainerLock(ctx.containerId, () => this.mgr.wire(p.res));
     } catch (err) {
       // The container runs without its network: stop it, give the addresses back, and say why.
       await ctx.daemon.request('POST', `/containers/${ctx.containerId}/kill`).catch(() => undefined);
       await this.mgr.release(p.res).catch(() => undefined);
       throw refusal(err, 'the container was stopped');
     } finally {
-      p.unlock();
+      this.mgr.unmarkStarting(ctx.containerId);
     }
   }
 
   /** The daemon refused the start: nothing was wired, so give back what was reserved. */
   async onStartFailed(ctx: ContainerActionContext): Promise<void> {
     const p = this.pending.get(ctx);
-    if (!p) return;
     this.pending.delete(ctx);
     try {
-      if (p.res) await this.mgr.release(p.res);
+      if (p) await this.mgr.withContainerLock(ctx.containerId, () => this.mgr.release(p.res));
     } finally {
-      p.unlock();
+      this.mgr.unmarkStarting(ctx.containerId);
     }
   }
 

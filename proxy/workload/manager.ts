@@ -54,8 +54,13 @@ export class WorkloadError extends CalicoError {}
 
 const hostPart = (cidr: string) => cidr.split('/')[0]!;
 
+/** How long a start announced by the proxy keeps other wiring paths off that container. */
+const STARTING_TTL_MS = 60000;
+
 export class WorkloadManager {
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Containers the proxy is starting (reserved, not yet wired): the event watcher leaves them alone. */
+  private readonly starting = new Map<string, number>();
   private readonly log: Logger;
 
   constructor(readonly opts: WorkloadManagerOptions) {
@@ -71,16 +76,23 @@ export class WorkloadManager {
     return `${this.opts.nodeName}.${ORCHESTRATOR}.${containerId}`;
   }
 
-  /** Waits for the container's lock; the returned function releases it. */
-  async acquire(containerId: string): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((r) => { release = r; });
-    const prev = this.locks.get(containerId) ?? Promise.resolve();
-    const tail = prev.catch(() => undefined).then(() => held);
-    this.locks.set(containerId, tail);
-    void tail.then(() => { if (this.locks.get(containerId) === tail) this.locks.delete(containerId); });
-    await prev.catch(() => undefined);
-    return release;
+  markStarting(containerId: string): void {
+    this.starting.set(containerId, Date.now());
+  }
+
+  unmarkStarting(containerId: string): void {
+    this.starting.delete(containerId);
+  }
+
+  /** True while the proxy is between reserving and wiring this container (bounded, so a lost start cannot block it forever). */
+  isStarting(containerId: string): boolean {
+    const t = this.starting.get(containerId);
+    if (t === undefined) return false;
+    if (Date.now() - t > STARTING_TTL_MS) {
+      this.starting.delete(containerId);
+      return false;
+    }
+    return true;
   }
 
   /** Runs `fn` with no other work on the same container in flight. */
@@ -247,6 +259,8 @@ export class WorkloadManager {
    */
   async ensureWired(containerId: string): Promise<'wired' | 'already' | 'not-calico' | 'gone'> {
     return this.withContainerLock(containerId, async () => {
+      // The proxy is starting it and will wire it as soon as the daemon answers.
+      if (this.isStarting(containerId)) return 'already';
       const c = await this.daemon.inspectContainer(containerId);
       if (!c) return 'gone';
       let req: CalicoRequest | undefined;
