@@ -129,7 +129,8 @@ export async function containerSummaries(h: HostConfig): Promise<Array<{ name: s
     const list = await dockerApi(h.dockerSocket, 'GET', '/containers/json?all=1', 5000);
     if (list.status !== 200) return [];
     return (JSON.parse(list.body) as Array<{ Names: string[]; State: string }>)
-      .map((c) => ({ name: (c.Names[0] ?? '').replace(/^\//, ''), state: c.State }));
+      .map((c) => ({ name: (c.Names[0] ?? '').replace(/^\//, ''), state: c.State }))
+      .sort((a, b) => a.name.localeCompare(b.name));
   } catch {
     return [];
   }

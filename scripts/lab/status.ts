@@ -38,16 +38,17 @@ export async function labState(cfg: LabConfig): Promise<LabState> {
 
 export async function printStatus(cfg: LabConfig): Promise<boolean> {
   const st = await labState(cfg);
+  const log = (line: string) => console.log(line.trimEnd());
   const mark = (ok: boolean) => (ok ? 'up  ' : 'down');
   for (const [i, h] of st.hosts.entries()) {
     const hc = hostList(cfg)[i]!;
-    console.log(`${h.name} (${hc.ip})`);
-    console.log(`  namespace ${mark(h.netns)}  ${hc.netns}${h.link ? `, ${LINK_IFACE} ${h.link}` : ''}`);
-    console.log(`  dockerd   ${mark(h.dockerd !== undefined)}  ${h.dockerd ? `pid ${h.dockerd}, ${hc.dockerSocket}` : ''}`);
-    console.log(`  node      ${mark(h.nodeReady)}  ${h.node ? `pid ${h.node}${h.nodeReady ? '' : ' (not ready)'}, proxy tcp://localhost:2377 in the namespace` : ''}`);
-    if (h.bgp.length) console.log(`  bgp       ${h.bgp.join('; ')}`);
-    if (cfg.etcdHost === h.name) console.log(`  etcd      ${mark(st.etcd)}  ${cfg.etcdUrl}${st.etcdPid ? ` (pid ${st.etcdPid})` : ''}`);
-    console.log(`  workloads ${h.workloads.length ? h.workloads.map((w) => `${w.name} (${w.state})`).join(', ') : '(none)'}`);
+    log(`${h.name} (${hc.ip})`);
+    log(`  namespace ${mark(h.netns)}  ${hc.netns}${h.link ? `, ${LINK_IFACE} ${h.link}` : ''}`);
+    log(`  dockerd   ${mark(h.dockerd !== undefined)}  ${h.dockerd ? `pid ${h.dockerd}, ${hc.dockerSocket}` : ''}`);
+    log(`  node      ${mark(h.nodeReady)}  ${h.node ? `pid ${h.node}${h.nodeReady ? '' : ' (not ready)'}, proxy tcp://localhost:2377 in the namespace` : ''}`);
+    if (h.bgp.length) log(`  bgp       ${h.bgp.join('; ')}`);
+    if (cfg.etcdHost === h.name) log(`  etcd      ${mark(st.etcd)}  ${cfg.etcdUrl}${st.etcdPid ? ` (pid ${st.etcdPid})` : ''}`);
+    log(`  workloads ${h.workloads.length ? h.workloads.map((w) => `${w.name} (${w.state})`).join(', ') : '(none)'}`);
   }
   return st.etcd && st.hosts.every((h) => h.netns && h.dockerd !== undefined && h.nodeReady);
 }
