@@ -1,8 +1,9 @@
 /**
  * An open-addressing hash table keyed by prefixes (runs of 32-bit words, see codec/prefix.ts)
  * with typed-array value columns. A JS Map with string keys costs well over 100 bytes per entry;
- * this costs (4 * width + 4 * columns + 1) bytes per slot at a load of at most 0.7, which is what
- * lets a million routes fit in tens of megabytes (BIRD needs ~92 B/route; see bench/bgp).
+ * this costs (4 * width + 4 * columns + 1) bytes per slot at a load between 0.53 and 0.8 (growth
+ * by 1.5x, not 2x, which keeps the slack ~1.5 slots per key instead of ~2), which is what lets a
+ * million routes fit in tens of megabytes (BIRD needs ~92 B/route; see bench/bgp).
  * Linear probing with backward-shift deletion, so there are no tombstones.
  */
 export class PrefixTable {
@@ -11,22 +12,21 @@ export class PrefixTable {
   private keys: Uint32Array;
   private used: Uint8Array;
   private vals: Int32Array[];
-  private mask: number;
+  private cap: number;
   size = 0;
 
   constructor(width: number, columns: number, initialCapacity = 16) {
     this.width = width;
     this.columns = columns;
-    let cap = 16;
-    while (cap < initialCapacity) cap <<= 1;
-    this.mask = cap - 1;
+    const cap = Math.max(16, initialCapacity);
+    this.cap = cap;
     this.keys = new Uint32Array(cap * width);
     this.used = new Uint8Array(cap);
     this.vals = Array.from({ length: columns }, () => new Int32Array(cap));
   }
 
   get capacity(): number {
-    return this.mask + 1;
+    return this.cap;
   }
 
   /** Bytes held by the arrays (for memory accounting in the benchmark and status). */
@@ -41,7 +41,7 @@ export class PrefixTable {
       h ^= h >>> 15;
     }
     h = Math.imul(h ^ (h >>> 13), 0x5bd1e995);
-    return (h ^ (h >>> 15)) & this.mask;
+    return ((h ^ (h >>> 15)) >>> 0) % this.cap;
   }
 
   private eq(slot: number, k: ArrayLike<number>, off: number): boolean {
@@ -55,18 +55,18 @@ export class PrefixTable {
     let s = this.hash(k, off);
     while (this.used[s]) {
       if (this.eq(s, k, off)) return s;
-      s = (s + 1) & this.mask;
+      s = s + 1 === this.cap ? 0 : s + 1;
     }
     return -1;
   }
 
   /** Slot of the key, inserting it (values zeroed) when absent. `isNew` tells which. */
   insert(k: ArrayLike<number>, off = 0): number {
-    if ((this.size + 1) * 10 > this.capacity * 7) this.grow();
+    if ((this.size + 1) * 10 > this.cap * 8) this.grow();
     let s = this.hash(k, off);
     while (this.used[s]) {
       if (this.eq(s, k, off)) { this.lastInsertNew = false; return s; }
-      s = (s + 1) & this.mask;
+      s = s + 1 === this.cap ? 0 : s + 1;
     }
     this.used[s] = 1;
     const base = s * this.width;
@@ -102,19 +102,20 @@ export class PrefixTable {
   /** Deletes the key in `slot` (backward-shift: later entries of the same cluster move up). */
   deleteSlot(slot: number): void {
     let hole = slot;
-    let s = (slot + 1) & this.mask;
+    const cap = this.cap;
+    let s = slot + 1 === cap ? 0 : slot + 1;
     const w = this.width;
     while (this.used[s]) {
       const home = this.hash(this.keys, s * w);
       // Move s into the hole if its home position is not in (hole, s].
-      const dist = (s - home) & this.mask;
-      const holeDist = (s - hole) & this.mask;
+      const dist = (s - home + cap) % cap;
+      const holeDist = (s - hole + cap) % cap;
       if (dist >= holeDist) {
         for (let i = 0; i < w; i++) this.keys[hole * w + i] = this.keys[s * w + i]!;
         for (let c = 0; c < this.columns; c++) this.vals[c]![hole] = this.vals[c]![s]!;
         hole = s;
       }
-      s = (s + 1) & this.mask;
+      s = s + 1 === cap ? 0 : s + 1;
     }
     this.used[hole] = 0;
     this.size--;
@@ -131,9 +132,9 @@ export class PrefixTable {
     const oldKeys = this.keys;
     const oldUsed = this.used;
     const oldVals = this.vals;
-    const oldCap = this.capacity;
-    const cap = oldCap * 2;
-    this.mask = cap - 1;
+    const oldCap = this.cap;
+    const cap = Math.ceil(oldCap * 1.5);
+    this.cap = cap;
     this.keys = new Uint32Array(cap * this.width);
     this.used = new Uint8Array(cap);
     this.vals = Array.from({ length: this.columns }, () => new Int32Array(cap));
@@ -141,7 +142,7 @@ export class PrefixTable {
     for (let old = 0; old < oldCap; old++) {
       if (!oldUsed[old]) continue;
       let s = this.hash(oldKeys, old * w);
-      while (this.used[s]) s = (s + 1) & this.mask;
+      while (this.used[s]) s = s + 1 === cap ? 0 : s + 1;
       this.used[s] = 1;
       for (let i = 0; i < w; i++) this.keys[s * w + i] = oldKeys[old * w + i]!;
       for (let c = 0; c < this.columns; c++) this.vals[c]![s] = oldVals[c]![old]!;
@@ -168,7 +169,7 @@ export class PrefixTable {
   }
 
   clear(): void {
-    this.mask = 15;
+    this.cap = 16;
     this.keys = new Uint32Array(16 * this.width);
     this.used = new Uint8Array(16);
     this.vals = Array.from({ length: this.columns }, () => new Int32Array(16));
@@ -207,16 +208,18 @@ export class KeyQueue {
   }
 }
 
-const SHARD_BITS = 5;
+const SHARD_BITS = 3;
 const SHARDS = 1 << SHARD_BITS;
-const SLOT_BITS = 26;
+const SLOT_BITS = 28;
 const SLOT_MASK = (1 << SLOT_BITS) - 1;
 
 /**
- * A PrefixTable split into 32 sub-tables by a hash of the key. Each sub-table grows on its own, so
- * the longest synchronous rehash is 1/32 of the table (a 2M-slot rehash takes ~80 ms here, which
- * at ten million routes would stall keepalives for a second). Slot handles are
- * (shard << 26) | slot; the API is PrefixTable's.
+ * A PrefixTable split into 8 sub-tables by a hash of the key. Each sub-table grows on its own, so
+ * the longest synchronous rehash is 1/8 of the table (a 2M-slot rehash takes ~80 ms here, which
+ * at ten million routes would stall keepalives for a second). More shards would shorten it further
+ * but cost memory at 100k routes: 32 shards mean many small arrays whose growth fragments the C
+ * heap (measured ~200 B/route at 100k vs ~140-200 with 8). Slot handles are (shard << 28) | slot;
+ * the API is PrefixTable's.
  */
 export class ShardedPrefixTable {
   private readonly shards: PrefixTable[];

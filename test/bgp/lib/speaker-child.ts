@@ -37,7 +37,21 @@ async function main(): Promise<void> {
         case 'memory': {
           const g = (globalThis as { gc?: () => void }).gc;
           if (g) { g(); g(); }
-          return reply({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, tables: speaker.rib.tableBytes });
+          const mu = process.memoryUsage();
+          return reply({ rss: mu.rss, heap: mu.heapUsed, heapTotal: mu.heapTotal, external: mu.external, arrayBuffers: mu.arrayBuffers, tables: speaker.rib.tableBytes });
+        }
+        case 'smaps': {
+          // Resident memory by mapping (for the benchmark's memory breakdown).
+          const text = (await import('node:fs')).readFileSync('/proc/self/smaps', 'utf8');
+          const out: Record<string, number> = {};
+          let name = '';
+          for (const line of text.split('\n')) {
+            const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+            if (head) { name = head[1] || '[anon]'; continue; }
+            const m = /^Rss:\s+(\d+) kB/.exec(line);
+            if (m) out[name] = (out[name] ?? 0) + Number(m[1]);
+          }
+          return reply(out);
         }
         case 'waitRoutes': {
           // Benchmark probe: when did the RIB hold `count` routes from `peer`, and the kernel all of them?
