@@ -1,13 +1,16 @@
 /**
  * `lab down`: removes everything `up` made, in the order that lets each piece go cleanly — the
  * nodes, then each host's containers and engine, then etcd — and then sweeps for anything left:
- * processes (by pid) that live in the lab's namespaces, mention the lab's dirs on their command
- * line (shims), or run in a root file system under them (containers), mounts under the lab's dirs,
+ * processes (by pid) that live in the lab's namespaces (daemons, shims, `lab exec` shells), run in
+ * a root file system under the lab's dirs (containers), or are container runtime processes naming
+ * the lab's dirs on their command line; mounts under the lab's dirs;
  * the namespaces (which take the eth1 pair with them) and the dirs. Every step tolerates "already
  * gone", so a second `down` (or one after a half-failed `up`) is harmless.
  */
-import { readFileSync, rmSync, existsSync } from 'node:fs';
-import { LabConfig, hostList } from './config.js';
+import { readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { LabConfig, HostConfig, hostList } from './config.js';
 import { allPids, cmdline, netnsInode, pidAlive, processNetnsInode, processRoot, stopPid } from './proc.js';
 import { deleteNamespaces } from './netns.js';
 import { stopDockerd } from './dockerd.js';
@@ -41,6 +44,8 @@ function ancestors(): Set<number> {
   return out;
 }
 
+const RUNTIME_BINARIES = new Set(['containerd', 'containerd-shim', 'containerd-shim-runc-v2', 'runc', 'dockerd', 'docker-proxy', 'etcd']);
+
 /** Pids that belong to the lab: see the file comment. Never us or our parents (`lab exec ... lab down`). */
 export function labPids(cfg: LabConfig): number[] {
   const dirs = [cfg.stateRoot, cfg.runRoot];
@@ -50,10 +55,36 @@ export function labPids(cfg: LabConfig): number[] {
     if (skip.has(pid)) return false;
     const ino = processNetnsInode(pid);
     if (ino !== undefined && inodes.has(ino)) return true;
-    if (cmdline(pid).some((a) => dirs.some((d) => a === d || a.includes(d + '/')))) return true;
+    // A runtime process of ours that left the namespace's view (not expected, but never left behind).
+    // Only runtime binaries: a user's `tail -f` of a lab log is not the lab's to kill.
+    const argv = cmdline(pid);
+    const exe = (argv[0] ?? '').split('/').pop() ?? '';
+    if (RUNTIME_BINARIES.has(exe) && argv.some((a) => dirs.some((d) => a === d || a.includes(d + '/')))) return true;
     const root = processRoot(pid);
     return root !== undefined && dirs.some((d) => root.startsWith(d + '/'));
   });
+}
+
+/** containerd 1.6's shim sockets: /run/containerd/s/<sha256(<containerd address>/<namespace>/<id>)>. */
+const SHIM_SOCKET_DIR = '/run/containerd/s';
+
+/** Every container id this host's engine knew (dockerd's records and containerd's task dirs). */
+function knownContainerIds(h: HostConfig): string[] {
+  const ls = (d: string) => { try { return readdirSync(d); } catch { return []; } };
+  return [...new Set([
+    ...ls(join(h.dockerDataRoot, 'containers')),
+    ...ls(join(h.containerdState, 'io.containerd.runtime.v2.task', 'moby')),
+  ])].filter((id) => /^[0-9a-f]{64}$/.test(id));
+}
+
+/**
+ * A shim that was killed (not stopped) leaves its socket in the machine-wide /run/containerd/s;
+ * the name is derived from our containerd's address and the container id, so we can find exactly
+ * ours. Called once no shim of ours runs.
+ */
+export function shimSocketsOf(cfg: LabConfig): string[] {
+  return hostList(cfg).flatMap((h) => knownContainerIds(h).map((id) =>
+    join(SHIM_SOCKET_DIR, createHash('sha256').update(join(h.containerdSocket, 'moby', id)).digest('hex'))));
 }
 
 export async function down(cfg: LabConfig, say: Progress): Promise<void> {
@@ -72,6 +103,10 @@ export async function down(cfg: LabConfig, say: Progress): Promise<void> {
     for (const p of left) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
     for (const p of left) await stopPid(p, 5000);
   }
+
+  const sockets = shimSocketsOf(cfg).filter((f) => existsSync(f));
+  for (const f of sockets) rmSync(f, { force: true });
+  if (sockets.length) say(`removed ${sockets.length} socket(s) of killed shims from ${SHIM_SOCKET_DIR}`);
 
   const mounts = mountsUnder([cfg.stateRoot, cfg.runRoot]);
   for (const m of mounts) {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labConfig, LabConfig } from '../../scripts/lab/config.js';
 import { nodeStartArgs, nodePid, nodeStatus } from '../../scripts/lab/node.js';
-import { labPids, mountsUnder } from '../../scripts/lab/down.js';
+import { labPids, mountsUnder, shimSocketsOf } from '../../scripts/lab/down.js';
 import { etcdctl } from '../../scripts/lab/etcd.js';
 import { pidAlive, waitUntil } from '../../scripts/lab/proc.js';
 import type { MatrixResult } from '../../scripts/lab/matrix.js';
@@ -243,12 +243,21 @@ test('the Vagrant demo script (scripts/lab/vagrant-demo.sh) drives the same demo
   assert.match(r.stdout, /RESULT: PASS/);
 });
 
-test('down leaves nothing behind: no namespace, link, process or mount; a second down is harmless', async () => {
+test('down leaves nothing behind, even after calico-01\'s engine crashed: no namespace, link, process, mount or shim socket', async () => {
   const before = labPids(cfg);
   assert.ok(before.length >= 7, `the lab's processes are found before down: ${before.join(' ')}`);
+  const sockets = shimSocketsOf(cfg).filter((f) => existsSync(f));
+  assert.ok(sockets.length >= 4, `shim sockets of the running containers: ${sockets.join(' ')}`);
+  // A crash of calico-01's engine: its shims, containers and layer mounts stay behind for down.
+  const h1 = cfg.hosts['calico-01'];
+  for (const f of [h1.dockerPidFile, h1.containerdPidFile]) process.kill(Number(readFileSync(f, 'utf8')), 'SIGKILL');
+  assert.ok(mountsUnder([h1.stateDir, h1.runDir]).length > 0, 'layer mounts left by the crashed dockerd');
+
   const r = await lab(['down']);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /stopping \d+ leftover process\(es\): .*containerd-shim/);
   assert.match(r.stdout, /the lab is down/);
+  for (const f of sockets) assert.equal(existsSync(f), false, `shim socket ${f} removed`);
   for (const h of Object.values(cfg.hosts)) assert.equal(existsSync(h.netnsPath), false, `${h.netns} is gone`);
   for (const pid of before) assert.equal(pidAlive(pid), false, `pid ${pid} is gone`);
   assert.deepEqual(labPids(cfg), []);
