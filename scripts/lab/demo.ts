@@ -170,7 +170,8 @@ export async function demo(cfg: LabConfig, o: { jsonFile?: string } = {}): Promi
   const meshOk = await showNodeStatus(cfg);
   const ok = verdict(m, meshOk, o.jsonFile);
   if (ok) {
-    progress('now try your own: sudo npm run lab -- exec calico-02 -- docker run -e CALICO_IP=192.168.1.6 -e CALICO_PROFILE=PROF_A_C_E --name my-workload -tid busybox');
+    progress('now try your own: sudo npm run lab -- exec calico-02 -- docker run -e CALICO_IP=192.168.1.10 -e CALICO_PROFILE=PROF_A_C_E --name my-workload -tid busybox');
+    progress('            then: sudo npm run lab -- exec calico-01 -- docker exec workload-A ping -c 2 192.168.1.10');
   }
   return ok;
 }
