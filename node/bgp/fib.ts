@@ -128,6 +128,8 @@ export interface FibOptions {
   logger: Logger;
   workers?: number;
   ipBin?: string;
+  /** Replace a worker after this many lines (default RECYCLE_LINES). */
+  recycleLines?: number;
 }
 
 export class KernelFib {
@@ -193,7 +195,7 @@ export class KernelFib {
   private pump(i: number): void {
     let w = this.workers[i]!;
     const p = this.pending[i]!;
-    if (p.length && (w.exited || w.linesSent >= RECYCLE_LINES)) {
+    if (p.length && (w.exited || w.linesSent >= (this.opts.recycleLines ?? RECYCLE_LINES))) {
       // Swap in a fresh `ip` only when the old one has nothing in flight, so order is kept.
       if (w.busy > 0 && !w.exited) return;
       void w.stop();

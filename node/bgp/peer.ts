@@ -173,7 +173,16 @@ export class Peer {
   }
 
   private attach(sock: net.Socket, direction: 'in' | 'out'): Session {
-    const s = new Session(sock, direction, this.ctx.local(), { remoteAs: this.config.remoteAs }, this.log);
+    // One address family per session, as Calico ran bird and bird6: IPv4 routes over IPv4
+    // sessions, IPv6 routes over IPv6 sessions.
+    const base = this.ctx.local();
+    const afi = this.config.afi;
+    const local: LocalSettings = {
+      ...base,
+      families: [afi],
+      gracefulRestart: () => { const g = base.gracefulRestart?.(); return g && { ...g, families: g.families.filter((f) => f.afi === afi) }; },
+    };
+    const s = new Session(sock, direction, local, { remoteAs: this.config.remoteAs }, this.log);
     this.sessions.add(s);
     s.on('open', () => this.onOpen(s));
     s.on('established', () => this.onEstablished(s));
