@@ -3,7 +3,7 @@
  * /var/lib/calico/etcd, detached, with a pid file, when nothing is configured and nothing answers
  * on the default endpoint. Used by the demo and by `calicoctl node`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CalicoError } from '../errors.js';
@@ -30,7 +30,13 @@ export interface LocalEtcd {
   started: boolean;
 }
 
-async function answers(endpoint: string): Promise<boolean> {
+/** Whether etcd answers at `endpoint`, asked from inside `netnsPath` when given (the address may exist only there). */
+async function answers(endpoint: string, netnsPath?: string): Promise<boolean> {
+  if (netnsPath) {
+    const r = spawnSync('nsenter', [`--net=${netnsPath}`, 'etcdctl', '--endpoints', endpoint, '--dial-timeout=1s', 'endpoint', 'health'],
+      { env: { ...process.env, ETCDCTL_API: '3' }, stdio: 'ignore', timeout: 5000 });
+    return r.status === 0;
+  }
   const kv = connectKV({ endpoints: [endpoint], isDefault: false }, 'cli');
   try {
     await kv.get('/calico/v1/Ready');
@@ -49,7 +55,7 @@ export async function ensureLocalEtcd(opts: LocalEtcdOptions = {}, onProgress?: 
   const runDir = opts.runDir ?? '/var/run/calico';
   const logDir = opts.logDir ?? '/var/log/calico';
   const pidFile = join(runDir, 'etcd.pid');
-  if (await answers(clientUrl)) {
+  if (await answers(clientUrl, opts.netnsPath)) {
     const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
     return { endpoint: clientUrl, pid, started: false };
   }
@@ -73,15 +79,20 @@ export async function ensureLocalEtcd(opts: LocalEtcdOptions = {}, onProgress?: 
   child.unref();
   if (child.pid !== undefined) writeFileSync(pidFile, String(child.pid));
   const deadline = Date.now() + 20000;
+  // Whatever goes wrong from here, the etcd we spawned must not be left running.
+  const giveUp = (err: CalicoError): never => {
+    if (child.pid !== undefined && child.exitCode === null) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
+    throw err;
+  };
   while (Date.now() < deadline) {
     const err = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(r, 100))]);
-    if (err) throw new CalicoError(`cannot start etcd (${bin}): ${err.message}`, { hint: 'install it: apt-get install etcd-server' });
+    if (err) giveUp(new CalicoError(`cannot start etcd (${bin}): ${err.message}`, { hint: 'install it: apt-get install etcd-server' }));
     if (child.exitCode !== null) {
-      throw new CalicoError(`etcd exited at once (code ${child.exitCode}); see ${join(logDir, 'etcd.log')}`);
+      giveUp(new CalicoError(`etcd exited at once (code ${child.exitCode}); see ${join(logDir, 'etcd.log')}`));
     }
-    if (await answers(clientUrl)) return { endpoint: clientUrl, pid: child.pid ?? 0, started: true };
+    if (await answers(clientUrl, opts.netnsPath)) return { endpoint: clientUrl, pid: child.pid ?? 0, started: true };
   }
-  throw new CalicoError(`etcd did not answer at ${clientUrl} within 20 s; see ${join(logDir, 'etcd.log')}`);
+  return giveUp(new CalicoError(`etcd did not answer at ${clientUrl} within 20 s; see ${join(logDir, 'etcd.log')}`));
 }
 
 export function localEtcdConfig(endpoint: string): EtcdConfig {
