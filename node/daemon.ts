@@ -65,6 +65,7 @@ export class NodeDaemon {
       pid: process.pid, node: this.o.name, startedAt: this.startedAt.toISOString(), ready: this.ready,
       components: { ...this.components }, ipv4: this.o.ip, ipv6: this.o.ip6,
       proxy: this.proxy ? { address: this.proxy.address, dockerHost: this.proxy.dockerHost } : undefined,
+      dockerSocket: this.o.proxy ? this.o.dockerSocket : undefined,
       agent: this.agent?.status, bgp: this.bgp?.peerStatus(), errors: [...this.errors],
     };
   }

@@ -17,6 +17,8 @@ export interface NodeStatus {
   ipv4?: string;
   ipv6?: string;
   proxy?: { address: string; dockerHost: string };
+  /** The Docker daemon socket the proxy forwards to (calicoctl container uses the same one). */
+  dockerSocket?: string;
   agent?: AgentStatus;
   bgp?: PeerStatusRow[];
   errors: string[];

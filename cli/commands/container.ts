@@ -6,6 +6,8 @@ import http from 'node:http';
 import type { Command } from 'commander';
 import { kv, nodeName, say, hostNetnsRef } from '../context.js';
 import { requireRoot } from './node.js';
+import { readStatus } from '../../node/status.js';
+import { nodePaths, runDir } from '../../node/paths.js';
 import { createDaemonClient, DaemonClient, ContainerInspect } from '../../proxy/daemon-client.js';
 import { WorkloadManager } from '../../proxy/workload/manager.js';
 import { endpointsOfContainer, DockerEndpoint } from '../../proxy/workload/endpoints.js';
@@ -19,15 +21,23 @@ import { validateProfileName } from '../../src/model/resources.js';
 import { ipBatch, netnsOfPid, netnsByName, netnsByPath, CALICO_ROUTE_PROTOCOL, routeReplaceCommand, routeDeleteCommand, addressAddCommand } from '../../src/dataplane/index.js';
 import { interfaceNameFor } from '../../src/model/stored.js';
 
-function dockerSocket(o: { dockerSocket?: string }): string {
+const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+/**
+ * The Docker daemon to talk to: --docker-socket, else DOCKER_HOST when it is a unix socket, else
+ * the daemon the running node's proxy forwards to (DOCKER_HOST usually points at that proxy, whose
+ * tcp port this client cannot use), else the default socket.
+ */
+async function dockerSocket(o: { dockerSocket?: string }): Promise<string> {
+  if (o.dockerSocket && o.dockerSocket !== DEFAULT_DOCKER_SOCKET) return o.dockerSocket;
   const h = process.env.DOCKER_HOST;
-  if (o.dockerSocket && o.dockerSocket !== '/var/run/docker.sock') return o.dockerSocket;
   if (h?.startsWith('unix://')) return h.slice('unix://'.length);
-  return o.dockerSocket ?? '/var/run/docker.sock';
+  const status = await readStatus(nodePaths(runDir()).statusSocket, 1000);
+  return status?.dockerSocket ?? DEFAULT_DOCKER_SOCKET;
 }
 
-function manager(o: { dockerSocket?: string }): WorkloadManager {
-  const daemon = createDaemonClient(dockerSocket(o), new http.Agent({ keepAlive: false }));
+async function manager(o: { dockerSocket?: string }): Promise<WorkloadManager> {
+  const daemon = createDaemonClient(await dockerSocket(o), new http.Agent({ keepAlive: false }));
   const ns = hostNetnsRef();
   return new WorkloadManager({
     kv: kv(), nodeName: nodeName(), daemon, logger: createLogger({ level: 'warn' }),
@@ -48,7 +58,7 @@ async function inspect(daemon: DaemonClient, ref: string): Promise<ContainerInsp
 
 export async function add(ref: string, ipText: string, o: { interface: string }, g: { dockerSocket?: string }): Promise<void> {
   requireRoot('container add');
-  const mgr = manager(g);
+  const mgr = await manager(g);
   const c = await inspect(mgr.daemon, ref);
   if ((await mgr.endpoints(c.Id)).length) throw new CalicoError(`${ref} has already been configured with Calico Networking.`);
   if (!c.State.Running || !c.State.Pid) throw new CalicoError(`${ref} is not currently running.`);
@@ -94,7 +104,7 @@ export async function add(ref: string, ipText: string, o: { interface: string },
 
 export async function remove(ref: string, g: { dockerSocket?: string }): Promise<void> {
   requireRoot('container remove');
-  const mgr = manager(g);
+  const mgr = await manager(g);
   let id: string;
   try {
     id = (await inspect(mgr.daemon, ref)).Id;
@@ -120,7 +130,7 @@ async function theEndpoint(mgr: WorkloadManager, c: ContainerInspect): Promise<D
 export async function perContainer(ref: string | undefined, args: string[], o: { interface: string; dockerSocket: string }, cmd: Command): Promise<void> {
   if (!ref) { cmd.outputHelp(); throw new UsageError('container needs a subcommand'); }
   const [area, action, ...rest] = args;
-  const mgr = manager(o);
+  const mgr = await manager(o);
   if (area === 'endpoint-id' || area === 'endpoint') {
     if (action !== 'show') throw new UsageError(`expected: container ${ref} endpoint-id show`);
     const c = await inspect(mgr.daemon, ref);

@@ -80,3 +80,13 @@ test('container add refusals, in the original order', async () => {
   // Removed behind Calico's back: the node's event watcher cleans up.
   await waitFor('cleanup of c3', async () => (await inUse()) === 0, 15000, 100);
 });
+
+test('with DOCKER_HOST pointing at the proxy, container commands use the daemon the running node forwards to', async () => {
+  const r = await h.docker(['run', '-d', '--name', 'viaproxy', '-e', 'CALICO_IP=auto', 'busybox', 'sleep', '3600']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = await calicoctl({ ...env, DOCKER_HOST: h.proxyEnv.DOCKER_HOST, CALICO_RUN_DIR: h.runDir }, ['container', 'viaproxy', 'endpoint-id', 'show']);
+  assert.equal(out.code, 0, out.stderr);
+  const [rec] = (await h.kv.list(keys.workloadEndpointsOf(h.name, 'docker', r.stdout.trim()))).entries;
+  assert.equal(out.stdout.trim(), rec!.key.split('/').pop());
+  await h.docker(['rm', '-f', 'viaproxy']);
+});
