@@ -196,7 +196,8 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     closeKv();
   }
-  process.exitCode = code;
+  // A command may have set a failing exit code without throwing (checksystem reports and exits 1).
+  process.exitCode = code || process.exitCode || 0;
 }
 
 function reportError(err: unknown, debug: boolean): number {

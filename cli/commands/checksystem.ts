@@ -60,6 +60,7 @@ export function runChecks(o: { fix: boolean; forNode: boolean; dockerSocket: str
       out.push({ severity: 'error', message: `${what} is off (${path}); ${o.fix ? 'ERROR: Could not enable it' : 'enable it with `sysctl -w ' + path.slice('/proc/sys/'.length).replace(/\//g, '.') + '=1` or run checksystem --fix'}` });
     }
   }
+  out.push(...forwardPolicy(o.fix));
   if (!existsSync('/proc/sys/net/ipv4/conf/all/proxy_arp')) out.push({ severity: 'error', message: 'this kernel has no proxy ARP (/proc/sys/net/ipv4/conf/all/proxy_arp)' });
   if (!existsSync(o.dockerSocket)) {
     out.push({ severity: 'warning', message: `no Docker daemon socket at ${o.dockerSocket}: the Docker API proxy will answer once dockerd runs` });
@@ -70,4 +71,33 @@ export function runChecks(o: { fix: boolean; forNode: boolean; dockerSocket: str
 
 export function printProblems(problems: Problem[]): void {
   for (const p of problems) process.stderr.write(`${p.severity === 'error' ? 'ERROR' : 'WARNING'}: ${p.message}\n`);
+}
+
+/** iptables in the host's namespace (CALICO_NETNS when set). */
+function iptables(args: string[]): { status: number | null; stdout: string } {
+  const r = nsArgs().length
+    ? spawnSync('nsenter', [...nsArgs(), 'iptables', ...args], { encoding: 'utf8' })
+    : spawnSync('iptables', args, { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout ?? '' };
+}
+
+/**
+ * Docker, when it manages iptables, sets the FORWARD policy to DROP; in nftables a drop in any
+ * table wins, so every packet Calico forwards between workloads would be dropped. With --fix (and
+ * at node start) workload traffic is accepted in DOCKER-USER (or FORWARD) instead.
+ */
+function forwardPolicy(fix: boolean): Problem[] {
+  if (!has('iptables')) return [];
+  const rules = iptables(['-S', 'FORWARD']);
+  if (rules.status !== 0 || !/^-P FORWARD DROP$/m.test(rules.stdout)) return [];
+  const chain = iptables(['-S', 'DOCKER-USER']).status === 0 ? 'DOCKER-USER' : 'FORWARD';
+  const accepted = (dir: '-i' | '-o') => iptables(['-C', chain, dir, 'cali+', '-j', 'ACCEPT']).status === 0;
+  if (fix) {
+    for (const dir of ['-i', '-o'] as const) if (!accepted(dir)) iptables(['-I', chain, dir, 'cali+', '-j', 'ACCEPT']);
+  }
+  if (accepted('-i') && accepted('-o')) return [];
+  return [{
+    severity: 'error',
+    message: `the iptables FORWARD policy is DROP (Docker sets it when it manages iptables): traffic between workloads would be dropped; run \`calicoctl checksystem --fix\` (accepts cali+ in ${chain}), or run dockerd with "iptables": false`,
+  }];
 }

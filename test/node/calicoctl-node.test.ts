@@ -106,6 +106,18 @@ test('checksystem and diags', async () => {
   const cs = await calicoctl(env, ['checksystem', '--docker-socket=/nonexistent/docker.sock']);
   assert.equal(cs.code, 0, cs.stderr);
   assert.match(cs.stderr, /WARNING: no Docker daemon socket/);
+  // Docker's FORWARD policy DROP would drop all forwarded workload traffic: reported, and fixed.
+  const ipt = (...a: string[]) => spawnSync('nsenter', [`--net=/run/netns/${ns}`, 'iptables', ...a], { encoding: 'utf8' });
+  assert.equal(ipt('-P', 'FORWARD', 'DROP').status, 0);
+  const dropped = await calicoctl(env, ['checksystem', '--docker-socket=/nonexistent/docker.sock']);
+  assert.equal(dropped.code, 1);
+  assert.match(dropped.stderr, /ERROR: the iptables FORWARD policy is DROP/);
+  const fixed = await calicoctl(env, ['checksystem', '--fix', '--docker-socket=/nonexistent/docker.sock']);
+  assert.equal(fixed.code, 0, fixed.stderr);
+  assert.match(ipt('-S', 'FORWARD').stdout, /-A FORWARD -i cali\+ -j ACCEPT/);
+  assert.match(ipt('-S', 'FORWARD').stdout, /-A FORWARD -o cali\+ -j ACCEPT/);
+  ipt('-F', 'FORWARD');
+  ipt('-P', 'FORWARD', 'ACCEPT');
   const d = await calicoctl(env, ['diags', `--log-dir=${join(dir, 'log')}`]);
   assert.equal(d.code, 0, d.stderr);
   assert.match(d.stdout, /^Collecting diags\nUsing temp dir: /);
