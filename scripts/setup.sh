@@ -24,6 +24,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The project runs on Node.js 20 or newer (Debian 12's own nodejs is 18).
+major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "${major:-0}" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is needed (found ${major:-none}): install Node 20 (e.g. from the Node.js binary distributions), then run this again" >&2
+  exit 1
+fi
+
 # Debian's frr/bird/etcd packages may have started their own daemons where systemd runs; ours
 # never rely on them, and the tests use their own ports and namespaces.
 
