@@ -284,3 +284,36 @@ test('decoder survives 400 000 random and mutated messages (only typed errors es
   }
   assert.ok(resets > 0 && withdraws > 0 && ok > 0, `${resets} resets, ${withdraws} withdraws, ${ok} ok`);
 });
+
+test('reader: any chunking of a stream (1-byte to 9 KB pieces) yields the same messages', () => {
+  let seed = 1;
+  const rnd = () => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed >>> 8; };
+  for (let round = 0; round < 300; round++) {
+    const msgs: Buffer[] = [];
+    for (let i = 0; i < 50; i++) {
+      const body = Buffer.alloc(4 + (rnd() % 3000));
+      for (let j = 0; j < body.length; j++) body[j] = rnd() & 255;
+      msgs.push(frame(MsgType.Update, body));
+    }
+    const all = Buffer.concat(msgs);
+    const r = new MessageReader();
+    const got: Buffer[] = [];
+    for (let off = 0; off < all.length;) {
+      const n = 1 + (rnd() % (round % 3 === 0 ? 20 : 9000));
+      r.push(all.subarray(off, off + n));
+      off += n;
+      for (let m = r.next(); m; m = r.next()) got.push(Buffer.from(m.body));
+    }
+    assert.equal(got.length, 50);
+    got.forEach((g, i) => assert.ok(g.equals(msgs[i]!.subarray(19)), `round ${round} message ${i}`));
+    assert.equal(r.pending, 0);
+  }
+  // A bad header that arrives split is still reported.
+  const bad = frame(MsgType.Keepalive, Buffer.alloc(0));
+  bad[2] = 0;
+  const r = new MessageReader();
+  r.push(bad.subarray(0, 5));
+  assert.equal(r.next(), undefined);
+  r.push(bad.subarray(5));
+  assert.throws(() => r.next(), (e: unknown) => e instanceof BgpProtocolError && e.code === 1 && e.subcode === 1);
+});
