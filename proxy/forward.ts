@@ -28,6 +28,8 @@ export interface ForwardOptions {
   body?: Buffer;
   /** Takes over the daemon's answer; the default relays it at once. */
   onResponse?: (daemonRes: http.IncomingMessage) => void;
+  /** Told when the daemon could not be asked at all (the client gets a 502). */
+  onError?: (err: Error) => void;
 }
 
 export interface Forwarder {
@@ -59,6 +61,7 @@ export function createForwarder(dockerSocket: string, logger: Logger): Forwarder
           return;
         }
         logger.warn('docker daemon request failed', { method: req.method, error: err.message });
+        opts.onError?.(err);
         sendJsonError(res, 502, `cannot reach the docker daemon at ${dockerSocket}: ${err.message}`);
       });
       // The client went away mid-request or mid-stream (Ctrl-C on `logs -f`, `events`, or `docker

@@ -7,7 +7,8 @@
  *
  *   POST /containers/create         onCreate (edit or refuse the body), afterCreate (observe the answer)
  *   POST /containers/{id}/start     beforeStart, afterStart (runs before the client sees the answer,
- *   POST /containers/{id}/restart   so `docker run -d` returns only after the wiring is done)
+ *   POST /containers/{id}/restart   so `docker run -d` returns only after the wiring is done),
+ *                                   onStartFailed (the daemon refused it, or could not be reached)
  *   GET  /containers/{id}/json      onInspect (edit the daemon's JSON answer)
  *   DELETE /containers/{id}         afterDelete (observe a successful removal)
  *
@@ -117,6 +118,12 @@ export interface DockerInterceptor {
    * container is running by then, and stopping it is the hook's business.
    */
   afterStart?(ctx: ContainerActionContext, answer: ActionAnswer): void | Promise<void>;
+  /**
+   * The start/restart that beforeStart let through did not happen: the daemon refused it (status
+   * 400 and up) or could not be reached (status 502). Undo what beforeStart prepared. Errors are
+   * logged; the client gets the daemon's answer.
+   */
+  onStartFailed?(ctx: ContainerActionContext, answer: ActionAnswer): void | Promise<void>;
   /** Edit the daemon's answer to `docker inspect` / GET /containers/{id}/json. */
   onInspect?(ctx: InspectContext): void | Promise<void>;
   /** After the daemon removed a container (2xx), before the client sees the answer. */

@@ -32,7 +32,7 @@ export function isHooked(route: InterceptedRoute, interceptors: readonly DockerI
   switch (route.kind) {
     case 'create': return anyHook(interceptors, 'onCreate', 'afterCreate');
     case 'start':
-    case 'restart': return anyHook(interceptors, 'beforeStart', 'afterStart');
+    case 'restart': return anyHook(interceptors, 'beforeStart', 'afterStart', 'onStartFailed');
     case 'inspect': return anyHook(interceptors, 'onInspect');
     case 'delete': return anyHook(interceptors, 'afterDelete');
   }
@@ -111,15 +111,21 @@ async function handleAction(
   }
   const ctx: ContainerActionContext = { ...info, action, containerRef, containerId };
   for (const i of deps.interceptors) await i.beforeStart?.(ctx);
+  const startFailed = async (status: number) => {
+    for (const i of deps.interceptors) {
+      if (i.onStartFailed) await observe(deps.logger, i.name, 'onStartFailed', () => i.onStartFailed!(ctx, { status }));
+    }
+  };
   deps.forwarder.forward(req, res, {
     onResponse: (daemonRes) => {
       void bufferAnswer(daemonRes, res, deps, async (status, answer) => {
         if (status < 400) {
           for (const i of deps.interceptors) await i.afterStart?.(ctx, { status });
-        }
+        } else await startFailed(status);
         return answer;
       });
     },
+    onError: () => { void startFailed(502); },
   });
 }
 

@@ -142,6 +142,18 @@ test('a container that exits at once: a clear error and nothing left behind', as
   await h.docker(['rm', '-f', 'quick']);
 });
 
+test('a start the daemon refuses gives the reserved address back at once, and the container can still be removed', async () => {
+  const before = await inUse();
+  const r = await h.docker(['run', '-d', '--name', 'nocmd', '-e', 'CALICO_IP=192.168.4.4', 'busybox', '/no/such/command']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /no such file or directory/);
+  assert.equal(await inUse(), before, 'the reservation was released');
+  const again = await h.docker(['start', 'nocmd']);
+  assert.notEqual(again.code, 0);
+  assert.equal(await inUse(), before);
+  assert.equal((await h.docker(['rm', '-f', 'nocmd'])).code, 0);
+});
+
 test('work outside the proxy is caught: removal via the direct socket, --rm, restart policy', async () => {
   const r = await h.docker(['run', '-d', '--name', 'side', '-e', 'CALICO_IP=auto', 'busybox', 'sleep', '3600']);
   assert.equal(r.code, 0, r.stderr);
