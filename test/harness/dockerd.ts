@@ -170,14 +170,17 @@ function containerdArgs(dir: string): string[] {
   const config = join(dir, 'containerd.toml');
   writeFileSync(config, [
     'version = 2',
+    // CRI would create /etc/cni/net.d on the machine ("disable = true" in its section does not stop it).
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
     `root = "${root}"`,
     `state = "${state}"`,
     '[grpc]',
     `  address = "${address}"`,
     '[debug]',
     `  address = "${join(dir, 'containerd-debug.sock')}"`,
-    '[plugins."io.containerd.grpc.v1.cri"]',
-    '  disable = true',
+    // Its default is /opt/containerd, a directory on the machine that nobody would remove.
+    '[plugins."io.containerd.internal.v1.opt"]',
+    `  path = "${join(root, 'opt')}"`,
     '',
   ].join('\n'));
   const proc = startProcess('containerd', ['--config', config], join(dir, 'containerd.log'));
