@@ -30,8 +30,8 @@ export function buildProgram(): Command {
   const program = new Command('calicoctl');
   program
     .description('Manage Calico networking for Docker: profiles, endpoints, IP pools, BGP and the node.\n\n' +
-      'Datastore: ETCD_ENDPOINTS (comma-separated URLs, default http://127.0.0.1:2379), ETCD_AUTHORITY\n' +
-      '(host:port), ETCD_CA_CERT_FILE/ETCD_CERT_FILE/ETCD_KEY_FILE, or the file given by -c.\n' +
+      'Datastore: ETCD_ENDPOINTS (comma-separated URLs, default http://127.0.0.1:2379), ETCD_AUTHORITY (host:port), ' +
+      'ETCD_CA_CERT_FILE / ETCD_CERT_FILE / ETCD_KEY_FILE for TLS, or the file given by -c.\n\n' +
       'CALICO_NODENAME overrides the host name used for this node.')
     .option('-c, --config <file>', 'datastore config file (kind: calicoApiConfig)', undefined)
     .option('-l, --log-level <level>', 'log level (debug prints stack traces on errors)', 'info')
@@ -132,6 +132,7 @@ export function buildProgram(): Command {
   program.command('default-node-as').argument('[as_num]').description('v0.4 spelling of `bgp default-node-as`').action(((a?: string) => bgp().defaultAs(a)) as Action);
 
   const nd = program.command('node')
+    .summary('Start the Calico node on this host (--ip=<IP>), or stop / status / checksystem / diags / bgp peer')
     .description('Start the Calico node on this host (agent, BGP speaker, Docker API proxy), or manage it:\n' +
       '`node --ip=<IP>`, `node stop`, `node status`, `node checksystem`, `node diags`, `node bgp peer ...`')
     .option('--ip <ip>', "this host's IPv4 address, or autodetect (the address of the interface with the default route)")
@@ -174,6 +175,7 @@ export function buildProgram(): Command {
     .description('Collect diagnostics (routes, nftables, links, logs, etcd data) into a tar.gz').action(((o: { logDir: string }) => node().diags(o)) as Action);
 
   const ct = program.command('container')
+    .summary('Network containers by hand: add, remove, <C> ip|endpoint-id|profile ...')
     .description('Containers: `container add <C> <IP|auto> [--interface=eth1]`, `container remove <C>`,\n' +
       '`container <C> ip add|remove <IP>`, `container <C> endpoint-id show`, `container <C> profile append|remove|set [PROFILES...]`')
     .option('--docker-socket <path>', 'the Docker daemon socket', '/var/run/docker.sock');
