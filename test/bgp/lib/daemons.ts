@@ -58,7 +58,7 @@ export interface BirdConfig {
 }
 
 export function birdConfigText(c: BirdConfig): string {
-  const lines: string[] = [`router id ${c.routerId};`, 'protocol device { scan time 1; }', 'protocol direct { ipv4; ipv6; interface "eth0"; }'];
+  const lines: string[] = [`router id ${c.routerId};`, 'log stderr all;', 'debug protocols { states, events };', 'protocol device { scan time 1; }', 'protocol direct { ipv4; ipv6; interface "eth0"; }'];
   const kexport = c.kernel ? 'export filter { if source = RTS_BGP then accept; reject; };' : 'export none;';
   lines.push(`protocol kernel k4 { scan time 1; merge paths on; ipv4 { import none; ${kexport} }; }`);
   lines.push(`protocol kernel k6 { scan time 1; merge paths on; ipv6 { import none; ${kexport} }; }`);
