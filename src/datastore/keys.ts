@@ -30,8 +30,8 @@ export const keys = {
   /** The node's IPv4 address, read by Felix (IPIP) and by the original BIRD templates. */
   birdIp: (node: string) => `${V1}/host/${esc(node)}/bird_ip`,
   bird6Ip: (node: string) => `${V1}/host/${esc(node)}/bird6_ip`,
-  /** Extension: node labels (used by BGP peer selectors). */
-  hostLabels: (node: string) => `${V1}/host/${esc(node)}/labels`,
+  /** Extension: node labels (JSON object), read by the BGP speaker for peer selectors. */
+  hostLabels: (node: string) => `${BGP}/host/${esc(node)}/labels`,
 
   // --- Workload endpoints: /calico/v1/host/<node>/workload/<orch>/<workload>/endpoint/<name>
   workloadPrefixAll: `${V1}/host/`,

@@ -392,12 +392,12 @@ async function listNodes(kv: KV, f: ResourceFilter): Promise<NodeResource[]> {
     nodes.get(n)!.set(leaf, v);
   };
   for (const e of v1) {
-    const m = /^\/calico\/v1\/host\/([^/]+)\/(metadata|bird_ip|bird6_ip|labels)$/.exec(e.key);
+    const m = /^\/calico\/v1\/host\/([^/]+)\/(metadata|bird_ip|bird6_ip)$/.exec(e.key);
     if (m) note(unesc(m[1]!), m[2]!, e.value);
   }
   for (const e of bgp) {
-    const m = /^\/calico\/bgp\/v1\/host\/([^/]+)\/(ip_addr_v4|ip_addr_v6|network_v4|network_v6|as_num|rr_cluster_id)$/.exec(e.key);
-    if (m && nodes.has(unesc(m[1]!))) note(unesc(m[1]!), `bgp:${m[2]!}`, e.value);
+    const m = /^\/calico\/bgp\/v1\/host\/([^/]+)\/(ip_addr_v4|ip_addr_v6|network_v4|network_v6|as_num|rr_cluster_id|labels)$/.exec(e.key);
+    if (m && nodes.has(unesc(m[1]!))) note(unesc(m[1]!), m[2] === 'labels' ? 'labels' : `bgp:${m[2]!}`, e.value);
   }
   const out: NodeResource[] = [];
   for (const [n, leaves] of [...nodes].sort(([a], [b]) => a.localeCompare(b))) {

@@ -254,6 +254,9 @@ test('nodes, host endpoints and policies round-trip', async () => {
   assert.equal((await kv.get('/calico/v1/host/calico-01/bird_ip'))!.value, '172.17.8.101');
   assert.equal((await kv.get('/calico/bgp/v1/host/calico-01/ip_addr_v4'))!.value, '172.17.8.101');
   assert.equal((await kv.get('/calico/bgp/v1/host/calico-02/rr_cluster_id'))!.value, '224.0.0.1');
+  // Node labels go where the BGP speaker reads them for peer selectors.
+  assert.deepEqual(await raw('/calico/bgp/v1/host/calico-02/labels'), { rr: 'yes' });
+  assert.deepEqual(YAML.parse(await cc.ok(['get', 'node', 'calico-02', '-o', 'yaml']))[0].metadata.labels, { rr: 'yes' });
   assert.equal(await cc.ok(['get', 'nodes', '-o', 'wide']), 'NAME        ASN       IPV4              IPV6\ncalico-01   64513     172.17.8.101/24\ncalico-02   (64512)   172.17.8.102/24\n\n');
   await cc.ok(['create', '-f', '-'], 'apiVersion: v1\nkind: hostEndpoint\nmetadata: {name: eth0, node: calico-01, labels: {role: host}}\nspec: {interfaceName: eth0, expectedIPs: [172.17.8.101], profiles: [P]}\n');
   assert.deepEqual(await raw('/calico/v1/host/calico-01/endpoint/eth0'), { name: 'eth0', expected_ipv4_addrs: ['172.17.8.101'], expected_ipv6_addrs: [], labels: { role: 'host' }, profile_ids: ['P'] });
