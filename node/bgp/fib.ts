@@ -23,11 +23,20 @@
  * report in between names the exact line (and so the exact prefix) that the kernel refused.
  * Metric: always the same (32, as BIRD 2 writes), so `replace` only ever replaces our own route and
  * never a connected route or Felix's (metric 0/1024) with the same destination.
+ *
+ * Preferred since: the native programmer (native/calico-fib.c, fib-native.ts), one process that
+ * writes many netlink requests per sendmsg() and reads the ACKs in bulk: 100k routes in about half
+ * the kernel CPU time of `ip -batch` (bench/results/bgp.md). It is built with `cc` on first use and
+ * used when it builds and passes a self-check; otherwise (no compiler, say) the `ip` workers
+ * above are used. CALICO_BGP_FIB=ip|native forces one (native: no fallback, start-up fails).
+ * The workers' contract is the same (batches, per-line failures, completion per batch), so the
+ * sharding, ordering and back-pressure below serve both.
  */
 import { spawn, ChildProcess, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Logger } from '../../src/log.js';
 import { FibError } from './errors.js';
+import { ensureNativeProgrammer, NativeWorker, FibWorker } from './fib-native.js';
 
 export const RTPROT_BIRD = 12;
 export const ROUTE_METRIC = 32;
@@ -35,6 +44,8 @@ const SENTINEL = 'calico-bgp-fib-sync';
 const BATCH_LINES = 2000;
 const MAX_BATCHES_IN_FLIGHT = 3;
 const RECYCLE_LINES = 100_000;
+/** The native worker does not slow down with age; recycle only to keep sequence numbers small. */
+const NATIVE_RECYCLE_LINES = 1 << 30;
 
 export interface FibCommand {
   /** 'a.b.c.d/n' or v6 prefix text. */
@@ -45,15 +56,15 @@ export interface FibCommand {
 
 interface Batch { firstLine: number; lines: FibCommand[]; sentinelLine: number; failed?: Array<{ cmd: FibCommand; error: string }> }
 
-class IpWorker {
+class IpWorker implements FibWorker {
   private child: ChildProcess;
   private lineNo = 0;
   private inflight: Batch[] = [];
   private errBuf = '';
   private lastErrors: string[] = [];
   exited = false;
-  constructor(ipBin: string, private readonly onBatchDone: (failed: Array<{ cmd: FibCommand; error: string }>) => void, private readonly log: Logger) {
-    this.child = spawn(ipBin, ['-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  constructor(ipBin: string, private readonly onBatchDone: (failed: Array<{ cmd: FibCommand; error: string }>) => void, private readonly log: Logger, netns?: string) {
+    this.child = spawn(ipBin, [...(netns ? ['-n', netns] : []), '-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
     this.child.stdin!.on('error', (err) => this.log.error('ip worker stdin failed', { error: err }));
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (d: string) => this.onStderr(d));
@@ -128,12 +139,19 @@ export interface FibOptions {
   logger: Logger;
   workers?: number;
   ipBin?: string;
-  /** Replace a worker after this many lines (default RECYCLE_LINES). */
+  /** Replace a worker after this many lines (default RECYCLE_LINES; ip workers only). */
   recycleLines?: number;
+  /** 'auto' (default, or CALICO_BGP_FIB): native programmer if usable, else ip workers. */
+  mode?: 'auto' | 'native' | 'ip';
+  /** Path of the native programmer binary (default: built from native/calico-fib.c). */
+  nativeBin?: string;
+  /** Program the routes of this named namespace (/run/netns/<name>) instead of our own (tests). */
+  netns?: string;
 }
 
 export class KernelFib {
-  private workers: IpWorker[] = [];
+  private workers: FibWorker[] = [];
+  private nativeBin?: string;
   private pending: FibCommand[][] = [];
   private readonly log: Logger;
   private waiters: Array<() => void> = [];
@@ -148,7 +166,24 @@ export class KernelFib {
     this.log = opts.logger;
   }
 
+  /** Which mechanism writes the routes ('native' or 'ip'); set by start(). */
+  get mechanism(): 'native' | 'ip' {
+    return this.nativeBin ? 'native' : 'ip';
+  }
+
   start(): void {
+    const mode = this.opts.mode ?? (process.env.CALICO_BGP_FIB as FibOptions['mode'] | undefined) ?? 'auto';
+    if (mode !== 'ip') {
+      try {
+        this.nativeBin = ensureNativeProgrammer(this.opts.nativeBin, this.opts.netns);
+        this.log.info('kernel routes are written by the native netlink programmer', { bin: this.nativeBin });
+      } catch (err) {
+        if (mode === 'native') throw new FibError(`native route programmer unusable: ${(err as Error).message}`, { hint: 'install gcc and libc6-dev, or set CALICO_BGP_FIB=ip' });
+        this.log.warn('native route programmer unusable; kernel routes are written by ip -batch workers', { reason: (err as Error).message });
+      }
+    } else {
+      this.log.info('kernel routes are written by ip -batch workers (CALICO_BGP_FIB=ip)');
+    }
     const n = this.opts.workers ?? 2;
     for (let i = 0; i < n; i++) {
       this.pending.push([]);
@@ -156,8 +191,8 @@ export class KernelFib {
     }
   }
 
-  private spawnWorker(i: number): IpWorker {
-    return new IpWorker(this.opts.ipBin ?? 'ip', (failed) => {
+  private spawnWorker(i: number): FibWorker {
+    const done = (failed: Array<{ cmd: FibCommand; error: string }>) => {
       for (const f of failed) {
         this.failures++;
         this.log.warn('kernel refused a route change', { prefix: f.cmd.prefix, spec: f.cmd.spec, error: f.error });
@@ -166,7 +201,10 @@ export class KernelFib {
       this.pump(i);
       this.onCapacity();
       this.checkIdle();
-    }, this.log);
+    };
+    return this.nativeBin
+      ? new NativeWorker(this.nativeBin, done, this.log, this.opts.netns, 254, RTPROT_BIRD, ROUTE_METRIC)
+      : new IpWorker(this.opts.ipBin ?? 'ip', done, this.log, this.opts.netns);
   }
 
   /** True when another batch could be written right now. */
@@ -195,7 +233,8 @@ export class KernelFib {
   private pump(i: number): void {
     let w = this.workers[i]!;
     const p = this.pending[i]!;
-    if (p.length && (w.exited || w.linesSent >= (this.opts.recycleLines ?? RECYCLE_LINES))) {
+    const recycle = this.nativeBin ? NATIVE_RECYCLE_LINES : (this.opts.recycleLines ?? RECYCLE_LINES);
+    if (p.length && (w.exited || w.linesSent >= recycle)) {
       // Swap in a fresh `ip` only when the old one has nothing in flight, so order is kept.
       if (w.busy > 0 && !w.exited) return;
       void w.stop();
