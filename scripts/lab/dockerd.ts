@@ -12,6 +12,7 @@
  *
  * Networking stays Calico's: --bridge=none, no iptables, no forwarding or masquerade changes.
  */
+import { containerdConfigToml } from './containerd-config.js';
 import { mkdirSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -49,21 +50,9 @@ export const dockerdPid = (h: HostConfig) => ownedPid(h.dockerPidFile, h.dockerD
 export const containerdPid = (h: HostConfig) => ownedPid(h.containerdPidFile, h.containerdConfig);
 
 function writeContainerdConfig(h: HostConfig): void {
-  writeFileSync(h.containerdConfig, [
-    'version = 2',
-    // CRI would create /etc/cni/net.d on the machine; dockerd does not use it.
-    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-    `root = "${h.containerdRoot}"`,
-    `state = "${h.containerdState}"`,
-    '[grpc]',
-    `  address = "${h.containerdSocket}"`,
-    '[debug]',
-    `  address = "${join(h.containerdState, 'debug.sock')}"`,
-    // Its default is /opt/containerd: a directory on the machine that `down` would not own.
-    '[plugins."io.containerd.internal.v1.opt"]',
-    `  path = "${join(h.containerdRoot, 'opt')}"`,
-    '',
-  ].join('\n'));
+  writeFileSync(h.containerdConfig, containerdConfigToml({
+    root: h.containerdRoot, state: h.containerdState, address: h.containerdSocket, debugAddress: join(h.containerdState, 'debug.sock'),
+  }));
 }
 
 async function ensureContainerd(h: HostConfig, say: Progress): Promise<void> {

@@ -11,6 +11,7 @@
  * containers — found by their paths under our temp dir, never by name), unmounts everything under
  * the temp dir and removes it.
  */
+import { containerdConfigToml } from '../../scripts/lab/containerd-config.js';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -168,21 +169,7 @@ function containerdArgs(dir: string): string[] {
   const state = join(dir, 'containerd-state');
   const address = join(dir, 'containerd.sock');
   const config = join(dir, 'containerd.toml');
-  writeFileSync(config, [
-    'version = 2',
-    // CRI would create /etc/cni/net.d on the machine ("disable = true" in its section does not stop it).
-    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-    `root = "${root}"`,
-    `state = "${state}"`,
-    '[grpc]',
-    `  address = "${address}"`,
-    '[debug]',
-    `  address = "${join(dir, 'containerd-debug.sock')}"`,
-    // Its default is /opt/containerd, a directory on the machine that nobody would remove.
-    '[plugins."io.containerd.internal.v1.opt"]',
-    `  path = "${join(root, 'opt')}"`,
-    '',
-  ].join('\n'));
+  writeFileSync(config, containerdConfigToml({ root, state, address, debugAddress: join(dir, 'containerd-debug.sock') }));
   const proc = startProcess('containerd', ['--config', config], join(dir, 'containerd.log'));
   startedContainerd.set(dir, proc);
   return ['--containerd', address];
