@@ -162,7 +162,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         await Promise.all(topo.clientAddresses.slice(i, i + 50).map((ip) => kv.put(keys.bgpHostPeer('rr', ip, 4), JSON.stringify({ ip, as_num: String(ASN), passive: true }))));
       }
       speaker = await startSpeakerInNs(topo.s, etcd.endpoint, 'rr', { holdTime: o.holdTime, connectRetryMs: 1000 }, join(o.workDir, `speaker-${o.tag}.log`),
-        ['--max-semi-space-size=2', '--require', join(__dirname, 'rr-clients-loopmon.js')]);
+        ['--max-semi-space-size=2', '--require', join(__dirname, 'rr-clients-loopmon.js'), ...(process.env.RR_SPEAKER_NODE_ARGS ?? '').split(' ').filter(Boolean)]);
       await waitFor('every client configured as a peer', async () => (await speaker!.call<PeerStatusRow[]>('status')).length === o.clients, 60_000, 200);
       reflectorPid = speaker.pid;
     } else {
