@@ -3,9 +3,14 @@
  * socket, many requests per sendmsg(), never waiting for the kernel per route.
  *
  * Why: `ip -batch` sends one request and waits for its ACK before reading the next line (~11 us a
- * route). rtnetlink handles every message of a sendmsg() synchronously, in the sender's context,
- * before sendmsg() returns, so the ACKs (and errors) of a whole buffer are already queued on our
- * socket when it returns: we drain them without blocking after each send. Nothing waits per route.
+ * route). Here a whole buffer of requests goes in one sendmsg(), and only its last request asks
+ * for an ACK (NLM_F_ACK): the kernel answers the requests of a socket in order and always reports
+ * a failure (with the request's sequence number), so once the last request of a buffer is
+ * answered, every request before it is done, and each one not reported failed succeeded.
+ * (Asking an ACK for every request costs ~30% more kernel time: measured 0.61 s vs 0.43 s of
+ * system time per 100k /32 routes.) rtnetlink handles the messages of a sendmsg() in the
+ * sender's context, so the answers are normally queued before sendmsg() returns; we read them
+ * without blocking after each send and block only at a sync. Nothing waits per route.
  *
  * Input, one request per line (fields separated by single spaces):
  *   r <seq> <prefix> <table> <proto> <metric> blackhole       replace with a blackhole route
@@ -56,7 +61,12 @@ static int nl_fd = -1;
 static unsigned char sendbuf[SEND_CAP];
 static size_t send_len;
 static unsigned send_count;       /* requests in sendbuf */
-static unsigned long long outstanding; /* requests sent and not yet answered */
+static size_t last_msg;           /* offset of the last request in sendbuf */
+/* Sequence numbers of the ACK-carrying last requests of the buffers sent, not yet answered. */
+#define MAX_PENDING_ACKS 4096
+static uint32_t pending_acks[MAX_PENDING_ACKS];
+static unsigned acks_head, acks_n;
+static unsigned long long outstanding; /* buffers sent whose last request is not yet answered */
 static unsigned char recvbuf[1 << 20];
 
 static void die(const char *what) {
@@ -83,7 +93,11 @@ static void drain(int block) {
     for (struct nlmsghdr *h = (struct nlmsghdr *)recvbuf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
       if (h->nlmsg_type != NLMSG_ERROR) continue;
       struct nlmsgerr *e = NLMSG_DATA(h);
-      outstanding--;
+      if (acks_n && h->nlmsg_seq == pending_acks[acks_head]) {
+        acks_head = (acks_head + 1) % MAX_PENDING_ACKS;
+        acks_n--;
+        outstanding--;
+      }
       if (e->error == 0) continue;
       const char *text = NULL;
       /* Extended ACK: attributes follow the (capped) original header. */
@@ -105,6 +119,9 @@ static void drain(int block) {
 
 static void flush_send(void) {
   if (send_len == 0) return;
+  if (acks_n == MAX_PENDING_ACKS) drain(1);
+  struct nlmsghdr *last = (struct nlmsghdr *)(sendbuf + last_msg);
+  last->nlmsg_flags |= NLM_F_ACK;
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
   struct iovec iov = { sendbuf, send_len };
   struct msghdr m = { .msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = &iov, .msg_iovlen = 1 };
@@ -114,7 +131,9 @@ static void flush_send(void) {
     if (errno == EINTR) continue;
     die("sendmsg");
   }
-  outstanding += send_count;
+  pending_acks[(acks_head + acks_n) % MAX_PENDING_ACKS] = last->nlmsg_seq;
+  acks_n++;
+  outstanding++;
   send_len = 0;
   send_count = 0;
   drain(0);
@@ -221,12 +240,12 @@ static void handle_line(char *line) {
   if (kind == 'd') {
     /* As `ip route del`: match on dst, table, protocol and metric, any type/scope. */
     h->nlmsg_type = RTM_DELROUTE;
-    h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    h->nlmsg_flags = NLM_F_REQUEST;
     rt->rtm_scope = RT_SCOPE_NOWHERE;
     rt->rtm_type = RTN_UNSPEC;
   } else {
     h->nlmsg_type = RTM_NEWROUTE;
-    h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+    h->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
     rt->rtm_scope = RT_SCOPE_UNIVERSE;
     rt->rtm_type = RTN_UNICAST;
   }
@@ -271,6 +290,7 @@ static void handle_line(char *line) {
       }
     }
   }
+  last_msg = send_len;
   send_len += NLMSG_ALIGN(h->nlmsg_len);
   send_count++;
 }
@@ -283,8 +303,10 @@ static void set_buf(int force_opt, int opt, int size) {
 int main(void) {
   nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (nl_fd < 0) die("socket(NETLINK_ROUTE)");
-  /* One sendmsg() of SEND_CAP bytes needs sndbuf above it; the ACKs of one buffer (~10k small skbs)
-   * must fit in rcvbuf, or the kernel drops them (ENOBUFS). The *FORCE variants need CAP_NET_ADMIN. */
+  /* One sendmsg() of SEND_CAP bytes needs sndbuf above it; the error reports of a buffer (up to
+   * ~4k small skbs if every request fails) must fit in rcvbuf, or the kernel drops them (ENOBUFS,
+   * then we exit and the caller counts every unanswered request as failed). The *FORCE variants
+   * need CAP_NET_ADMIN. */
   set_buf(SO_SNDBUFFORCE, SO_SNDBUF, 4 << 20);
   set_buf(SO_RCVBUFFORCE, SO_RCVBUF, 32 << 20);
   int one = 1;

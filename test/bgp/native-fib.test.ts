@@ -184,9 +184,14 @@ test('calico-fib: per-request errors with their sequence numbers, sync answers, 
     ['10.60.0.0/24', 'via 10.77.0.2'],
     ['fd60::/64', 'nexthop via fd55::3 dev tunl0 onlink weight 1 nexthop via fd77::2 weight 1'],
   ]), 'helper');
+  // The last request of a send is the one that carries the ACK: when it fails, its error must
+  // still complete the sync.
+  child.stdin.write('r 10 10.61.0.0/24 254 12 32 10.198.0.1\ns 11\n');
+  await waitOut('s 11');
+  assert.ok(out.includes('\ne 10 101 '), out);
   child.stdin.end('d 9 10.60.0.0/24 254 12 32\n');
   assert.equal(await exited, 0);
   children.delete(child.pid!);
-  assert.equal(out.includes('e 9 '), false);
+  assert.equal(out.includes('e 9 '), false, 'a delete of an existing route succeeds silently');
   assertSameTable(kernelTable(ns), new Map([['fd60::/64', 'nexthop via fd55::3 dev tunl0 onlink weight 1 nexthop via fd77::2 weight 1']]), 'requests before EOF are carried out');
 });
