@@ -13,6 +13,10 @@
  * we time until the route shows up in node B's kernel (`ip monitor route`): etcd watch + BGP + FIB.
  *
  *   node dist/bench/bgp/ingest.js            (BGP_BENCH_SIZES=100000,1000000 by default)
+ * Other knobs: BGP_BENCH_REPEAT, BGP_BENCH_ONLY_OURS=1, BGP_BENCH_KERNEL=0 (no FIB),
+ * BGP_BENCH_FIB_WORKERS (2), BGP_BENCH_NODE_ARGS ('--max-semi-space-size=2'), BGP_BENCH_VERBOSE=1
+ * (RSS growth by mapping), and CALICO_BGP_FIB=ip|native (passed through to the speaker: which
+ * kernel programmer fib.ts uses; default the native one when it builds).
  * Results are printed and written to bench/results/bgp.md.
  */
 import { spawn, spawnSync, ChildProcess, execFileSync } from 'node:child_process';
