@@ -94,7 +94,8 @@ async function runOurs(n: number): Promise<Run> {
     if (process.env.BGP_BENCH_VERBOSE) {
       console.error('memory before', JSON.stringify(before), 'after', JSON.stringify(after));
       const sm = await speaker.call<Record<string, number>>('smaps');
-      console.error('RSS growth by mapping (kB):', JSON.stringify(Object.entries(sm).map(([k, v]) => [k, v - (smapsBefore[k] ?? 0)]).filter(([, d]) => Number(d) > 256).sort((a, b) => Number(b[1]) - Number(a[1]))));
+      const growth = Object.entries(sm).map(([k, v]) => [k, v - (smapsBefore[k] ?? 0)] as const);
+      console.error('RSS growth by mapping (kB):', JSON.stringify(growth.filter(([, d]) => d > 64).sort((a, b) => b[1] - a[1])), 'total', growth.reduce((t, [, d]) => t + d, 0));
     }
     const kc = kernelCount(us.ns);
     return { receiver: 'ours', n, ribS: (r.tRib - tEst) / 1000, fibS: (r.tFib - tEst) / 1000, bytesPerRoute: (after.rss - before.rss) / n, kernelCount: kc, rssMB: after.rss / 2 ** 20, maxLoopDelayMs: r.maxLoopDelayMs };

@@ -108,16 +108,6 @@ export function specToHops(spec: string): string {
 
 interface Batch { firstSeq: number; lines: FibChange[]; syncSeq: number; failed: FibFailure[] }
 
-/**
- * Write buffers, reused: a string written to a pipe is copied by Node into a fresh malloc()ed
- * block of its size (~110 kB per 2000-line batch); freed between long-lived allocations (the
- * RIB's typed arrays), those blocks leave holes that glibc never returns, which showed up as RSS
- * per route. These are allocated once, at 128 KiB (glibc's mmap threshold: their own mappings),
- * and each is reused only after its write completed.
- */
-const WRITE_BUF_BYTES = 128 * 1024;
-const WRITE_BUFS = 4;
-
 /** One calico-fib process; same contract as the `ip -batch` worker in fib.ts. */
 export class NativeWorker implements FibWorker {
   private child: ChildProcess;
@@ -126,8 +116,6 @@ export class NativeWorker implements FibWorker {
   private outBuf = '';
   private readonly hopsCache = new Map<string, string>();
   private readonly prefix: string;
-  private readonly freeBufs: Buffer[] = [];
-  private bufsMade = 0;
   exited = false;
 
   constructor(bin: string, private readonly onBatchDone: (failed: FibFailure[]) => void, private readonly log: Logger, netns?: string, table = TABLE_MAIN, proto = 12, metric = 32) {
@@ -181,17 +169,9 @@ export class NativeWorker implements FibWorker {
     batch.syncSeq = ++this.seq;
     text += `s ${batch.syncSeq}\n`;
     this.inflight.push(batch);
-    this.write(text);
-  }
-
-  private write(text: string): void {
-    if (text.length > WRITE_BUF_BYTES) { this.child.stdin!.write(text); return; }
-    let buf = this.freeBufs.pop();
-    if (!buf && this.bufsMade < WRITE_BUFS) { buf = Buffer.allocUnsafeSlow(WRITE_BUF_BYTES); this.bufsMade++; }
-    if (!buf) { this.child.stdin!.write(text); return; }
-    const n = buf.write(text, 0, 'latin1'); // the protocol is ASCII
-    const b = buf;
-    this.child.stdin!.write(b.subarray(0, n), () => this.freeBufs.push(b));
+    // A plain string write: reusing pooled Buffers here was tried and changed nothing in the
+    // speaker's RSS per route (it only added their own 1 MB), see bench/results/bgp.md.
+    this.child.stdin!.write(text);
   }
 
   private onStdout(d: string): void {
