@@ -13,9 +13,11 @@
  *   node dist/bench/bgp/rr-scale.js
  * Options (env): RR_CLIENTS (500), RR_ROUTES (20 per client), RR_CHURN_S (60), RR_CHURN_FRACTION
  * (0.1 of the clients per wave), RR_CHURN_PERIOD_MS (1000), RR_HOLD (9), RR_CONVERGE_S (120),
- * RR_ONLY=ours|BIRD. Results are printed and written to bench/results/bgp-rr.md.
+ * RR_ONLY=ours|BIRD, RR_SPEAKER_NODE_ARGS (extra node flags for our speaker, e.g. "--cpu-prof
+ * --cpu-prof-dir=/tmp/p"). Results are printed and written to bench/results/bgp-rr.md; a hand-written
+ * "## Analysis" section already in that file is kept.
  */
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, cpus, totalmem, release } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -92,10 +94,11 @@ async function main(): Promise<void> {
   lines.push('');
   if (runs.length === 2) {
     const [o, b] = runs as [ScenarioResult, ScenarioResult];
+    const ratio = (x: number, y: number) => (x / Math.max(1e-9, y)).toFixed(2);
     lines.push('Ratios (ours / BIRD): ' + [
-      `initial convergence ${(o.initialConvergeMs / b.initialConvergeMs).toFixed(2)}`,
-      `latency p50 ${(o.stats.latency.p50 / Math.max(1, b.stats.latency.p50)).toFixed(2)}, p99 ${(o.stats.latency.p99 / Math.max(1, b.stats.latency.p99)).toFixed(2)}`,
-      `peak RSS ${(o.peakRssMB / b.peakRssMB).toFixed(2)}`,
+      `initial convergence ${o.initialComplete && b.initialComplete ? ratio(o.initialConvergeMs, b.initialConvergeMs) : `n/a (complete: ours ${o.initialComplete}, BIRD ${b.initialComplete})`}`,
+      o.stats.latency.samples && b.stats.latency.samples ? `latency p50 ${ratio(o.stats.latency.p50, b.stats.latency.p50)}, p99 ${ratio(o.stats.latency.p99, b.stats.latency.p99)}` : 'latency n/a (no samples on one side)',
+      `peak RSS ${ratio(o.peakRssMB, b.peakRssMB)}`,
     ].join('; '), '');
   }
   for (const r of runs) {
@@ -109,7 +112,10 @@ async function main(): Promise<void> {
   if (!only) {
     const dir = join(__dirname, '..', '..', '..', 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'bgp-rr.md'), text);
+    const file = join(dir, 'bgp-rr.md');
+    let analysis = '';
+    try { const old = readFileSync(file, 'utf8'); const i = old.indexOf('## Analysis'); if (i >= 0) analysis = '\n' + old.slice(i); } catch { /* first run */ }
+    writeFileSync(file, text + analysis);
   }
 }
 
