@@ -3,8 +3,9 @@
  *
  * Why a C helper: Node has no AF_NETLINK socket, the `netlink` addon crashed the process (see
  * fib.ts), and `ip -batch` waits for the kernel's ACK of each route before reading the next line.
- * The helper packs many RTM_NEWROUTE/RTM_DELROUTE messages into each sendmsg() and reads the ACKs
- * in bulk, and it runs as a separate process, so a fault in it cannot take the BGP sessions down:
+ * The helper packs many RTM_NEWROUTE/RTM_DELROUTE messages into each sendmsg(), asks an ACK only
+ * of the last one (failures are always reported) and reads the answers in bulk. It runs as a
+ * separate process, so a fault in it cannot take the BGP sessions down:
  * it exits, its unanswered requests are reported as failed, and KernelFib starts a new one.
  * Protocol: see the header of native/calico-fib.c.
  */

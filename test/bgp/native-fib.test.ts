@@ -12,6 +12,7 @@ import { KernelFib, FibCommand, specOf } from '../../node/bgp/fib.js';
 import { ensureNativeProgrammer, specToHops } from '../../node/bgp/fib-native.js';
 import { createLogger } from '../../src/log.js';
 import { sh } from './lib/netns.js';
+import { FibError } from '../../node/bgp/errors.js';
 
 const made: string[] = [];
 const children = new Set<number>();
@@ -143,6 +144,22 @@ test('native programmer: 10k installs, replacements and deletions match what was
   const ip = await runScript('ip', nsI);
   assertSameTable(ip.table, native.table, 'ip -batch vs native');
   assert.deepEqual(ip.refused, native.refused);
+});
+
+test('without a usable native programmer, auto mode falls back to ip -batch workers and native mode refuses to start', async () => {
+  const ns = makeNs('f');
+  const logger = createLogger({ level: 'error' });
+  const fib = new KernelFib({ logger, netns: ns, mode: 'auto', nativeBin: '/nonexistent/calico-fib' });
+  fib.start();
+  try {
+    assert.equal(fib.mechanism, 'ip');
+    fib.queue({ prefix: '10.62.0.0/24', spec: 'via 10.77.0.2' });
+    await fib.settled();
+    assertSameTable(kernelTable(ns), new Map([['10.62.0.0/24', 'via 10.77.0.2']]), 'fallback');
+  } finally {
+    await fib.stop();
+  }
+  assert.throws(() => new KernelFib({ logger, netns: ns, mode: 'native', nativeBin: '/nonexistent/calico-fib' }).start(), FibError);
 });
 
 test('calico-fib: per-request errors with their sequence numbers, sync answers, exit when stdin closes', async () => {
