@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(etcd-server etcd-client nftables docker.io busybox-static bird2 gobgpd frr conntrack iproute2 kmod procps tar gzip
-      util-linux openssl time vagrant)
+      util-linux openssl time vagrant gcc libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,6 +45,12 @@ if [ ! -f "$stamp" ] || [ -n "$(find src cli proxy node test bench scripts tscon
   echo "setup: building" >&2
   npx tsc -p tsconfig.json
   touch "$stamp"
+fi
+# The BGP speaker's netlink route programmer (C, libc only); the speaker falls back to `ip -batch` without it.
+if [ ! -x dist/native/calico-fib ] || [ native/calico-fib.c -nt dist/native/calico-fib ]; then
+  echo "setup: building dist/native/calico-fib" >&2
+  mkdir -p dist/native
+  cc -O2 -o dist/native/calico-fib.tmp native/calico-fib.c && mv dist/native/calico-fib.tmp dist/native/calico-fib
 fi
 
 # calicoctl on the PATH (root only; a user can run ./bin/calicoctl).
