@@ -43,11 +43,15 @@ export function requireRoot(what: string): void {
 
 /** The IPv4 (or IPv6) address of the interface that holds the default route. */
 export function detectAddress(version: 4 | 6): string | undefined {
-  const r = spawnSync('ip', ['-j', `-${version}`, 'route', 'show', 'default'], { encoding: 'utf8' });
+  const ns = hostNetnsRef();
+  const ip = (args: string[]) => (ns
+    ? spawnSync('nsenter', [`--net=${ns.includes('/') ? ns : `/run/netns/${ns}`}`, 'ip', ...args], { encoding: 'utf8' })
+    : spawnSync('ip', args, { encoding: 'utf8' }));
+  const r = ip(['-j', `-${version}`, 'route', 'show', 'default']);
   const routes = r.status === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as Array<{ dev?: string }>) : [];
   const dev = routes.find((x) => x.dev)?.dev;
   if (!dev) return undefined;
-  const a = spawnSync('ip', ['-j', `-${version}`, 'addr', 'show', 'dev', dev, 'scope', 'global'], { encoding: 'utf8' });
+  const a = ip(['-j', `-${version}`, 'addr', 'show', 'dev', dev, 'scope', 'global']);
   const links = a.status === 0 && a.stdout.trim() ? (JSON.parse(a.stdout) as Array<{ addr_info?: Array<{ local?: string }> }>) : [];
   return links.flatMap((l) => l.addr_info ?? []).find((i) => i.local)?.local;
 }

@@ -33,7 +33,7 @@ before(async () => {
   kv = etcd.kv();
   dir = mkdtempSync(join(tmpdir(), 'calico-nodetest-'));
   const netns = await createNetns(ns);
-  await ipBatch(['addr add 10.98.0.1/32 dev lo', 'link add up0 type veth peer name up1', 'link set up0 up', 'link set up1 up', 'route add default dev up0'], { netns });
+  await ipBatch(['addr add 10.98.0.1/32 dev lo', 'link add up0 type veth peer name up1', 'addr add 10.98.0.2/24 dev up0', 'link set up0 up', 'link set up1 up', 'route add default dev up0'], { netns });
   port = await freePort();
   env = { ...etcd.env, CALICO_NODENAME: NODE, CALICO_RUN_DIR: join(dir, 'run'), CALICO_NETNS: ns };
 });
@@ -89,6 +89,10 @@ test('node: bad input, dry run, another node with the same address, non-root', a
   assert.match(bad.stderr, /Invalid IPv4 address specified with --ip argument\./);
   const badAs = await calicoctl(env, ['node', '--ip=10.98.0.1', '--as=99999999999']);
   assert.match(badAs.stderr, /Invalid AS Number specified\./);
+  // Without --ip: the address of the host's interface that holds the default route.
+  const auto = await calicoctl({ ...env, CALICO_NODENAME: 'autonode' }, ['node', '--dryrun', '--backend=none']);
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.match(auto.stdout, /^No IP provided\. Using detected IP: 10\.98\.0\.2\n/);
   const dry = await calicoctl({ ...env, CALICO_NODENAME: 'drynode' }, ['node', '--ip=10.98.0.7', '--dryrun', '--backend=none']);
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, /Would write node drynode: bird_ip=10\.98\.0\.7/);
