@@ -60,7 +60,11 @@ export function formatIp(addr: IpAddr): string {
   }
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((addr.value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (>1) of zero groups.
+  return ipv6GroupsToString(groups);
+}
+
+/** Eight 16-bit groups as text, RFC 5952: lower-case hex, the longest run (>1) of zero groups as `::`. */
+export function ipv6GroupsToString(groups: readonly number[]): string {
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {

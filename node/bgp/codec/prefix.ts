@@ -7,6 +7,7 @@
  */
 import { AFI_IPV4, AFI_IPV6, Afi, ErrCode, UpdateSub } from './constants.js';
 import { BgpProtocolError } from '../errors.js';
+import { ipv6GroupsToString } from '../../../src/net/ip.js';
 
 export const wordsFor = (afi: Afi): number => (afi === AFI_IPV4 ? 2 : 5);
 export const maxLenFor = (afi: Afi): number => (afi === AFI_IPV4 ? 32 : 128);
@@ -91,18 +92,7 @@ export function ipv4ToString(a: number): string {
 export function ipv6WordsToString(w: ArrayLike<number>): string {
   const groups: number[] = [];
   for (let i = 0; i < 4; i++) groups.push((w[i]! >>> 16) & 0xffff, w[i]! & 0xffff);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i > 1) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return hex.slice(0, bestStart).join(':') + '::' + hex.slice(bestStart + bestLen).join(':');
+  return ipv6GroupsToString(groups);
 }
 
 /** '10.0.0.0/24' or '2001:db8::/64' (a bare address is a host prefix) -> words. */
