@@ -15,7 +15,6 @@ import { containerdConfigToml } from '../../scripts/lab/containerd-config.js';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, readdirSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import http from 'node:http';
 import { waitFor } from './ports.js';
 import { startProcess, OwnedProcess } from './process.js';
 
@@ -43,22 +42,9 @@ export interface StartDockerdOptions {
 
 const SYSTEM_CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 
-/** A small raw request to a unix-socket API; resolves with status and body. */
-export function socketRequest(
-  socket: string, method: string, path: string, timeoutMs = 10000,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method, path, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** A small raw request to a unix-socket API (the lab's helper); resolves with status and body. */
+export { dockerApi as socketRequest } from '../../scripts/lab/dockerd.js';
+import { dockerApi as socketRequest } from '../../scripts/lab/dockerd.js';
 
 export async function startDockerd(opts: StartDockerdOptions = {}): Promise<TestDockerd> {
   if (opts.netns !== undefined && !existsSync(`/run/netns/${opts.netns}`)) {
