@@ -3,17 +3,18 @@
  * per RFC 4271 §6.8), reconnects, imports UPDATEs into the RIB, keeps the Adj-RIB-Out, and plays
  * the graceful-restart helper (RFC 4724 §4.2): when a session with graceful restart drops without
  * a NOTIFICATION, the peer's routes stay (stale) in the RIB and the kernel until it comes back and
- * sends End-of-RIB, or its restart time runs out.
+ * sends End-of-RIB, or its restart time runs out. What it sends is its update group's job
+ * (update-group.ts): an established session joins the group of peers with the same export result.
  */
 import net from 'node:net';
 import { Afi, AFI_IPV4, AFI_IPV6, CeaseSub, ErrCode, SAFI_UNICAST } from './codec/constants.js';
-import { forEachPrefix, wordsFor, PrefixWords } from './codec/prefix.js';
+import { forEachPrefix, wordsFor } from './codec/prefix.js';
 import { asPathContains, firstAs, PathAttrs } from './codec/attrs.js';
-import { buildEndOfRib, DecodedUpdate } from './codec/update.js';
+import { DecodedUpdate } from './codec/update.js';
 import { encodeRouteRefresh } from './codec/notification.js';
 import { Session, LocalSettings, CloseInfo } from './session.js';
 import { Rib } from './rib.js';
-import { AdjRibOut } from './adjout.js';
+import type { GroupMember } from './update-group.js';
 import { Logger } from '../../src/log.js';
 import { notificationName } from './codec/constants.js';
 
@@ -42,17 +43,14 @@ export interface PeerContext {
   local: () => LocalSettings;
   clusterId: () => number | undefined;
   connectRetryMs: number;
-  /** Export policy: the attributes to send for the best route, or undefined to send nothing. */
-  exportAttrs: (peer: Peer, afi: Afi, w: PrefixWords, srcId: number, attrId: number) => { attrs: PathAttrs; nextHop: string } | undefined;
-  /** Local next hop for "next hop self" on this peer's sessions. */
-  nextHopSelf: (peer: Peer, afi: Afi, session: Session) => string;
+  /** Puts an established session into its update group, which sends it the routes. */
+  joinGroup: (peer: Peer, session: Session) => GroupMember;
   onStateChange: (peer: Peer) => void;
   /** Tells the speaker an End-of-RIB arrived (start-up FIB sweep waits for these). */
   onEndOfRib: (peer: Peer, afi: Afi) => void;
 }
 
 const PURGE_CHUNK = 20000;
-const DRAIN_CHUNK = 4000;
 
 export class Peer {
   state: 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established' = 'Idle';
@@ -60,7 +58,7 @@ export class Peer {
   lastError = '';
   private sessions = new Set<Session>();
   established?: Session;
-  private adjOut?: AdjRibOut;
+  private member?: GroupMember;
   readonly sourceId: number;
   private retryTimer?: NodeJS.Timeout;
   private connecting?: net.Socket;
@@ -71,9 +69,6 @@ export class Peer {
   private staleTimer?: NodeJS.Timeout;
   private staleAfis = new Set<Afi>();
   eorReceived = new Set<Afi>();
-  private eorSent = new Set<Afi>();
-  private dumping = 0;
-  private draining = false;
   routesReceived = 0;
 
   constructor(public config: PeerConfig, private readonly ctx: PeerContext) {
@@ -188,7 +183,6 @@ export class Peer {
     s.on('established', () => this.onEstablished(s));
     s.on('update', (u) => this.onUpdate(s, u));
     s.on('refresh', (afi) => this.onRefresh(s, afi));
-    s.on('drain', () => this.scheduleDrain());
     s.on('closed', (info) => this.onClosed(s, info));
     s.start();
     this.refreshState();
@@ -223,7 +217,6 @@ export class Peer {
     clearTimeout(this.retryTimer);
     this.lastError = '';
     this.eorReceived.clear();
-    this.eorSent.clear();
     const neg = s.negotiated!;
     this.log.info('session established', { direction: s.direction, holdTime: neg.holdTime, families: [...neg.families], peerGr: !!neg.peerGr });
     // Graceful restart helper: decide what happens to routes kept from the previous session.
@@ -233,10 +226,8 @@ export class Peer {
         if (!neg.peerGr || !fam || !fam.forwarding || !neg.families.has(afi)) void this.purgeStale(afi, 'peer did not preserve forwarding state');
       }
     }
-    this.adjOut = new AdjRibOut([...neg.families] as Afi[], neg.as4);
     this.setState('Established');
-    this.dumping = 0;
-    this.initialDump();
+    this.member = this.ctx.joinGroup(this, s);
   }
 
   private onUpdate(s: Session, u: DecodedUpdate): void {
@@ -284,11 +275,9 @@ export class Peer {
   }
 
   private onRefresh(s: Session, afi: Afi): void {
-    if (s !== this.established || !this.adjOut) return;
+    if (s !== this.established || !this.member) return;
     this.log.info('route refresh requested', { afi });
-    this.adjOut.resendAll();
-    this.eorSent.delete(afi);
-    this.scheduleDrain();
+    this.member.refresh();
   }
 
   /** Asks the peer to send its routes again (RFC 2918). */
@@ -306,12 +295,14 @@ export class Peer {
     } else if (wasEstablished) {
       this.lastError = info.reason;
     }
+    if (wasEstablished) {
+      this.member?.leave();
+      this.member = undefined;
+    }
     if (wasEstablished && this.keepRoutes) {
       this.established = undefined;
-      this.adjOut = undefined;
     } else if (wasEstablished) {
       this.established = undefined;
-      this.adjOut = undefined;
       const neg = s.negotiated!;
       const gr = neg.peerGr;
       // Helper mode only when the peer's TCP went away (no NOTIFICATION) and it advertised GR.
@@ -355,73 +346,6 @@ export class Peer {
     });
   }
 
-  /** Sends the whole Loc-RIB (what the export policy allows) and then End-of-RIB per family. */
-  private initialDump(): void {
-    const s = this.established!;
-    if (this.dumping > 0) { setTimeout(() => this.reexport(), 50); return; }
-    const families = [...s.negotiated!.families] as Afi[];
-    this.dumping = families.length;
-    for (const afi of families) {
-      const keys = this.ctx.rib.locKeys(afi);
-      const width = wordsFor(afi);
-      let i = 0;
-      const step = () => {
-        if (this.established !== s) return;
-        const end = Math.min(keys.length, i + PURGE_CHUNK * width);
-        for (; i < end; i += width) {
-          const w = keys.subarray(i, i + width);
-          const b = this.ctx.rib.best(afi, w);
-          if (b) this.exportPrefix(afi, w, b[0], b[1]);
-        }
-        if (i < keys.length) setImmediate(step);
-        else { this.dumping--; this.scheduleDrain(); }
-      };
-      step();
-    }
-  }
-
-  /** Re-evaluates the export policy for the whole Loc-RIB (after the policy itself changed). */
-  reexport(): void {
-    if (this.established && this.adjOut) this.initialDump();
-  }
-
-  /** Called for every Loc-RIB change: update what this peer should have. */
-  exportPrefix(afi: Afi, w: PrefixWords, srcId: number, attrId: number): void {
-    const out = this.adjOut;
-    if (!out || !this.established?.negotiated?.families.has(afi)) return;
-    let outId = 0;
-    if (srcId >= 0 && srcId !== this.sourceId) {
-      const e = this.ctx.exportAttrs(this, afi, w, srcId, attrId);
-      if (e) outId = out.outId(e.attrs, e.nextHop);
-    }
-    out.want(afi, w, outId);
-    this.scheduleDrain();
-  }
-
-  private scheduleDrain(): void {
-    if (this.draining) return;
-    this.draining = true;
-    setImmediate(() => { this.draining = false; this.drain(); });
-  }
-
-  private drain(): void {
-    const s = this.established;
-    const out = this.adjOut;
-    if (!s || !out) return;
-    while (out.queued > 0) {
-      if (!s.writable) return; // resumed by the session's 'drain' event
-      for (const m of out.drain(DRAIN_CHUNK, (afi) => this.ctx.nextHopSelf(this, afi, s))) s.send(m);
-      if (out.queued > 0) { this.scheduleDrain(); return; }
-    }
-    if (this.dumping === 0) {
-      for (const afi of s.negotiated!.families as Set<Afi>) {
-        if (this.eorSent.has(afi)) continue;
-        this.eorSent.add(afi);
-        s.send(buildEndOfRib(afi));
-      }
-    }
-  }
-
   /** Stops the peer. `graceful`: drop TCP without NOTIFICATION so the peer keeps our routes. */
   stop(opts: { graceful: boolean; subcode?: number }): Promise<void> {
     this.stopped = true;
@@ -458,7 +382,7 @@ export class Peer {
   }
 
   get adjOutSize(): number {
-    return this.adjOut ? this.adjOut.size(AFI_IPV4) + this.adjOut.size(AFI_IPV6) : 0;
+    return this.member?.adjOutSize ?? 0;
   }
 }
 

@@ -4,9 +4,11 @@
  * survives a collision, reconnects and graceful restart are the Peer's job (peer.ts); a Session
  * only reports what happened.
  *
- * Input is processed in slices: after ~10 ms of work the socket is paused and the rest continues
- * on setImmediate, so a peer dumping a million routes cannot starve our own keepalives or other
- * sessions.
+ * Input is processed under one budget per event-loop turn shared by all sessions (input-pacer.ts),
+ * so a peer dumping a million routes, or 500 peers announcing at once, cannot starve our own
+ * keepalives. While processing waits for its turn the socket keeps being read into a backlog (up
+ * to a high-water mark), and every byte received feeds the hold timer: a peer whose KEEPALIVE sits
+ * unprocessed behind its UPDATEs is alive and must not be timed out.
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -20,6 +22,7 @@ import { encodeNotification, decodeNotification, decodeRouteRefresh, Notificatio
 import { BgpProtocolError } from './errors.js';
 import { Logger } from '../../src/log.js';
 import { ipv4ToString } from './codec/prefix.js';
+import { inputPacer } from './input-pacer.js';
 
 export type SessionState = 'OpenSent' | 'OpenConfirm' | 'Established' | 'Closed';
 
@@ -74,8 +77,9 @@ export declare interface Session {
 }
 
 const LARGE_HOLD_MS = 240_000; // RFC 4271 §8: hold timer while waiting for OPEN
-const SLICE_MS = 10;
 const WRITE_HIGH_WATER = 1 << 20;
+/** Unprocessed input held while waiting for a turn before the socket is paused. */
+const BACKLOG_HIGH_WATER = 8 << 20;
 
 export class Session extends EventEmitter {
   state: SessionState = 'OpenSent';
@@ -90,6 +94,10 @@ export class Session extends EventEmitter {
   private lastRx = Date.now();
   private holdMs = LARGE_HOLD_MS;
   private processing = false;
+  /** Waiting for the pacer: new input goes to the backlog, not the reader. */
+  private deferred = false;
+  private backlog: Buffer[] = [];
+  private backlogBytes = 0;
   private closed = false;
   messagesIn = 0;
   updatesIn = 0;
@@ -175,25 +183,51 @@ export class Session extends EventEmitter {
 
   private onData(chunk: Buffer): void {
     this.lastRx = Date.now();
+    if (this.deferred || this.processing) {
+      // The reader may still hold whole messages: queue the chunk rather than copy them.
+      this.backlog.push(chunk);
+      this.backlogBytes += chunk.length;
+      if (this.backlogBytes > BACKLOG_HIGH_WATER) this.socket.pause();
+      return;
+    }
     this.reader.push(chunk);
-    if (!this.processing) this.process();
+    this.process();
+  }
+
+  private readonly resumeProcessing = (): void => {
+    this.deferred = false;
+    if (!this.closed) this.process();
+  };
+
+  private nextMessage(): ReturnType<MessageReader['next']> {
+    for (;;) {
+      const msg = this.reader.next();
+      if (msg || this.backlog.length === 0) return msg;
+      const chunk = this.backlog.shift()!;
+      this.backlogBytes -= chunk.length;
+      this.reader.push(chunk);
+      if (this.backlog.length === 0 && this.socket.isPaused()) this.socket.resume();
+    }
   }
 
   private process(): void {
     this.processing = true;
-    const t0 = performance.now();
     try {
       while (!this.closed) {
-        const msg = this.reader.next();
+        if (!inputPacer.hasBudget()) {
+          if (this.reader.pending > 0 || this.backlog.length > 0) {
+            // Yield: timers and the other sessions run, then we continue where we stopped.
+            this.deferred = true;
+            this.processing = false;
+            inputPacer.defer(this.resumeProcessing);
+            return;
+          }
+          break;
+        }
+        const msg = this.nextMessage();
         if (!msg) break;
         this.messagesIn++;
         this.handle(msg.type, msg.body);
-        if (performance.now() - t0 > SLICE_MS && this.reader.pending > 0) {
-          // Yield: let timers and other sockets run, then continue where we stopped.
-          this.socket.pause();
-          setImmediate(() => { if (!this.closed) { this.socket.resume(); this.process(); } });
-          return;
-        }
       }
     } catch (err) {
       if (err instanceof BgpProtocolError) {

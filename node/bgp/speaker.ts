@@ -24,6 +24,7 @@ import { Peer, PeerConfig, PeerContext } from './peer.js';
 import { Session, LocalSettings, normaliseSockAddr } from './session.js';
 import { ConfigWatcher, DesiredConfig, deriveConfig, LocalRoute } from './config.js';
 import { PeerStatusRow, hhmmss } from './status.js';
+import { ExportProfile, UpdateGroups } from './update-group.js';
 import { GracefulRestartCap } from './codec/open.js';
 
 export interface BgpSpeakerOptions {
@@ -63,8 +64,8 @@ export class BgpSpeaker {
   private restarting = false;
   private sweepTimer?: NodeJS.Timeout;
   private fibPumpScheduled = false;
-  /** Per peer: attr id -> source id -> export result (null = not exported). Dropped when an id is freed. */
-  private exportCache = new Map<Peer, Map<number, Map<number, { attrs: PathAttrs; nextHop: string } | null>>>();
+  /** Peers with the same export result share one Adj-RIB-Out (update-group.ts). */
+  private readonly groups: UpdateGroups;
   private localBlockAttr: number;
   private localHostAttr: number;
   private started = false;
@@ -84,10 +85,13 @@ export class BgpSpeaker {
     // Keep the two local attribute sets alive forever.
     this.rib.attrs.ref(this.localBlockAttr);
     this.rib.attrs.ref(this.localHostAttr);
-    this.rib.attrs.onFree = (id) => { for (const c of this.exportCache.values()) c.delete(id); };
-    this.rib.onBestChange((afi, w, src, attr) => {
-      for (const p of this.peers.values()) if (p.established) p.exportPrefix(afi, w, src, attr);
+    this.groups = new UpdateGroups(this.rib, {
+      prefixAllowed: (afi, w) => this.prefixAllowed(afi, w),
+      attrsFor: (profile, srcId, attrId) => this.exportDecision(profile, srcId, attrId),
     });
+    this.rib.attrs.onFree = (id) => this.groups.forgetAttr(id);
+    // O(groups) per best-path change, not O(peers): this runs on the input path.
+    this.rib.onBestChange((afi, w, src, attr) => this.groups.onBestChange(afi, w, src, attr));
   }
 
   get port(): number {
@@ -167,7 +171,6 @@ export class BgpSpeaker {
     const identityChanged = prev && (prev.localAs !== next.localAs || prev.routerId !== next.routerId);
     const poolsChanged = !prev || JSON.stringify(prev.pools.map((p) => [p.cidr, p.ipip])) !== JSON.stringify(next.pools.map((p) => [p.cidr, p.ipip]));
     const rrChanged = prev && prev.clusterId !== next.clusterId;
-    if (poolsChanged || rrChanged) this.exportCache.clear();
     if (poolsChanged) {
       this.rib.ipip = (afi, w) => next.pools.some((p) => p.ipip && p.afi === afi && prefixCovers(p.words, w));
       if (prev) this.rib.refreshNexthops();
@@ -180,7 +183,6 @@ export class BgpSpeaker {
       if (!want || identityChanged || sessionKeyChanged(peer.config, want)) {
         this.log.info('removing peer', { peer: addr, reason: !want ? 'deconfigured' : 'configuration changed' });
         this.peers.delete(addr);
-        this.exportCache.delete(peer);
         void peer.stop({ graceful: false, subcode: want ? CeaseSub.OtherConfigChange : CeaseSub.PeerDeconfigured }).then(() => peer.purgeAll()).then(() => peer.release());
       } else {
         peer.updateConfig(want);
@@ -212,7 +214,7 @@ export class BgpSpeaker {
     }
     this.localRoutes = nextLocal;
 
-    if (poolsChanged && prev) for (const p of this.peers.values()) p.reexport?.();
+    if ((poolsChanged || rrChanged) && prev) this.groups.reexportAll();
     this.markReady();
   }
 
@@ -223,8 +225,7 @@ export class BgpSpeaker {
       local: () => this.localSettings(),
       clusterId: () => this.cfg?.clusterId,
       connectRetryMs: this.opts.connectRetryMs ?? 5000,
-      exportAttrs: (peer, afi, w, src, attr) => this.exportAttrs(peer, afi, w, src, attr),
-      nextHopSelf: (peer, afi, session) => this.nextHopSelf(peer, afi, session),
+      joinGroup: (peer, session) => this.groups.join(this.profileOf(peer, session), session, peer.sourceId),
       onStateChange: () => undefined,
       onEndOfRib: () => this.maybeFinishRestart(),
     };
@@ -251,7 +252,12 @@ export class BgpSpeaker {
     };
   }
 
-  private nextHopSelf(peer: Peer, afi: Afi, s: Session): string {
+  private profileOf(peer: Peer, s: Session): ExportProfile {
+    const afi = peer.config.afi;
+    return { afi, ibgp: peer.ibgp, rrClient: peer.config.rrClient, as4: s.negotiated!.as4, nextHopSelf: this.nextHopSelf(afi, s) };
+  }
+
+  private nextHopSelf(afi: Afi, s: Session): string {
     const local = s.localAddress;
     const localIsV6 = local.includes(':');
     if ((afi === AFI_IPV6) === localIsV6) return local;
@@ -266,29 +272,21 @@ export class BgpSpeaker {
    *    with ORIGINATOR_ID and our CLUSTER_ID prepended;
    *  - eBGP peers get our AS prepended, next hop self, no LOCAL_PREF/MED/RR attributes.
    */
-  private exportAttrs(peer: Peer, afi: Afi, w: PrefixWords, srcId: number, attrId: number): { attrs: PathAttrs; nextHop: string } | undefined {
+  private prefixAllowed(afi: Afi, w: PrefixWords): boolean {
     const cfg = this.cfg;
-    if (!cfg) return undefined;
-    let inPool = false;
-    for (const p of cfg.pools) if (p.afi === afi && prefixCovers(p.words, w)) { inPool = true; break; }
-    if (!inPool) return undefined;
-    let cache = this.exportCache.get(peer);
-    if (!cache) { cache = new Map(); this.exportCache.set(peer, cache); }
-    let bySrc = cache.get(attrId);
-    if (!bySrc) { bySrc = new Map(); cache.set(attrId, bySrc); }
-    const hit = bySrc.get(srcId);
-    if (hit !== undefined) return hit ?? undefined;
-    const r = this.exportDecision(peer, srcId, attrId);
-    bySrc.set(srcId, r ?? null);
-    return r;
+    if (!cfg) return false;
+    for (const p of cfg.pools) if (p.afi === afi && prefixCovers(p.words, w)) return true;
+    return false;
   }
 
-  private exportDecision(peer: Peer, srcId: number, attrId: number): { attrs: PathAttrs; nextHop: string } | undefined {
-    const cfg = this.cfg!;
+  /** Per (profile, source, attribute set); the update group caches the result. */
+  private exportDecision(profile: ExportProfile, srcId: number, attrId: number): { attrs: PathAttrs; nextHop: string } | undefined {
+    const cfg = this.cfg;
+    if (!cfg) return undefined;
     const src = this.rib.source(srcId);
     if (!src) return undefined;
     const a = this.rib.attrs.get(attrId);
-    const ebgpOut = !peer.ibgp;
+    const ebgpOut = !profile.ibgp;
     if (src.kind === 'local') {
       return ebgpOut
         ? { attrs: { origin: 0, asPath: prependAs([], cfg.localAs), nextHop: '' }, nextHop: '' }
@@ -301,7 +299,7 @@ export class BgpSpeaker {
     if (src.ibgp) {
       // iBGP -> iBGP: only as a route reflector.
       if (cfg.clusterId === undefined) return undefined;
-      if (!src.rrClient && !peer.config.rrClient) return undefined;
+      if (!src.rrClient && !profile.rrClient) return undefined;
       return {
         attrs: { ...a, localPref: a.localPref ?? 100, originatorId: a.originatorId ?? src.routerId, clusterList: [cfg.clusterId, ...(a.clusterList ?? [])] },
         nextHop: a.nextHop,
@@ -378,6 +376,11 @@ export class BgpSpeaker {
     return rows;
   }
 
+  /** Update groups: key, members, routes in the group's Adj-RIB-Out (for tests and status). */
+  updateGroups(): Array<{ key: string; members: number; routes: number }> {
+    return this.groups.describe();
+  }
+
   /** Peers by address (for tests and the status socket). */
   peer(address: string): Peer | undefined {
     return this.peers.get(address);
@@ -426,7 +429,8 @@ export class BgpSpeaker {
 }
 
 function sessionKeyChanged(a: PeerConfig, b: PeerConfig): boolean {
-  return a.remoteAs !== b.remoteAs || a.localAs !== b.localAs || a.port !== b.port || a.passive !== b.passive || a.sourceAddress !== b.sourceAddress;
+  // The rr-client flag decides which update group the session is in: a new session resends cleanly.
+  return a.remoteAs !== b.remoteAs || a.localAs !== b.localAs || a.port !== b.port || a.passive !== b.passive || a.sourceAddress !== b.sourceAddress || a.rrClient !== b.rrClient;
 }
 
 export { formatPeerStatus } from './status.js';

@@ -1,7 +1,7 @@
 /**
- * Route reflector at scale (scaled down from bench/bgp/rr-scale.ts): our speaker, configured from
+ * Route reflector at scale (bench/bgp/rr-scale.ts with a shorter churn): our speaker, configured from
  * etcd as a reflector (rr_cluster_id, one passive peer per client, kernel programming on), with
- * 100 route-reflector clients (RR_TEST_CLIENTS=500 for the full size) that each announce 20 /32s
+ * 500 route-reflector clients (the issue's size; RR_TEST_CLIENTS to change it) that each announce 20 /32s
  * and then churn for 20 s (every second 10% of them withdraw everything and re-announce it).
  * Hold time 9 s on both sides, and the clients enforce it, so a stalled reflector shows as a drop.
  * Asserted, with no timing: every session stays Established throughout (clients saw no
@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { startEtcd, TestEtcd } from '../harness/etcd.js';
 import { runScenario, ScenarioResult } from '../../bench/bgp/rr-clients-scenario.js';
 
-const N = Number(process.env.RR_TEST_CLIENTS ?? 100);
+const N = Number(process.env.RR_TEST_CLIENTS ?? 500);
 const R = 20;
 let etcd: TestEtcd;
 let dir: string;
