@@ -79,7 +79,7 @@ export declare interface Session {
 const LARGE_HOLD_MS = 240_000; // RFC 4271 §8: hold timer while waiting for OPEN
 const WRITE_HIGH_WATER = 1 << 20;
 /** Unprocessed input held while waiting for a turn before the socket is paused. */
-const BACKLOG_HIGH_WATER = 8 << 20;
+const BACKLOG_HIGH_WATER = 256 << 10;
 
 export class Session extends EventEmitter {
   state: SessionState = 'OpenSent';
