@@ -14,8 +14,9 @@
  * message to it is then the group's current state. End-of-RIB follows once its dump is done and the
  * group has nothing queued.
  *
- * Back-pressure: a drain round waits while any member's socket is over its high-water mark, so a
- * slow member slows its group (a dead one is removed by its hold timer).
+ * Back-pressure: a drain round waits while any member's socket is over its high-water mark (except
+ * a member still taking its dump), so a slow member slows its group (a dead one is removed by its
+ * hold timer).
  */
 import { Afi } from './codec/constants.js';
 import { PathAttrs } from './codec/attrs.js';
@@ -171,8 +172,13 @@ export class UpdateGroup {
     if (gap > 0) setTimeout(run, gap); else setImmediate(run);
   }
 
+  /**
+   * A member whose socket is full holds the group back, except one still taking its dump: the dump
+   * is what fills its socket, and the group's changes (small next to a dump) must not wait for a
+   * new peer to receive a whole table.
+   */
   private blocked(): boolean {
-    for (const m of this.members) if (!m.session.writable && m.session.state !== 'Closed') return true;
+    for (const m of this.members) if (!m.dumpKeys && !m.session.writable && m.session.state !== 'Closed') return true;
     return false;
   }
 
