@@ -62,3 +62,9 @@ function reportError(err: unknown, debug: boolean): number {
   if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   return 1;
 }
+
+// Run as a script (bin/calicoctl without a start-up snapshot): `node dist/cli/main.js ARGS`.
+if (require.main === module) {
+  if (process.env.CALICOCTL_STARTUP_TRACE) process.stderr.write('calicoctl start-up: no snapshot, loading dist/ from disk\n');
+  void main(process.argv.slice(2));
+}

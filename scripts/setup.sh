@@ -46,6 +46,9 @@ if [ ! -f "$stamp" ] || [ -n "$(find src cli proxy node test bench scripts tscon
   npx tsc -p tsconfig.json
   touch "$stamp"
 fi
+# calicoctl's start-up snapshot (cli/snapshot.ts): after a build of dist/, or for another node
+# binary. calicoctl works without it (it only starts slower), so a failure here is a warning.
+node dist/cli/build-snapshot.js --if-stale || echo "setup: the calicoctl start-up snapshot was not built; calicoctl starts without it" >&2
 # The BGP speaker's netlink route programmer (C, libc only); the speaker falls back to `ip -batch` without it.
 if [ ! -x dist/native/calico-fib ] || [ native/calico-fib.c -nt dist/native/calico-fib ]; then
   echo "setup: building dist/native/calico-fib" >&2

@@ -9,7 +9,7 @@
  * keep one connection and need watches, use the etcd3 package (etcd-grpc.ts). Both implement `KV`
  * and run the same tests against a real etcd.
  */
-import http2 from 'node:http2';
+import type * as http2 from 'node:http2';
 import { KV, KVEntry, TxnGuard, TxnOp } from './kv.js';
 import { EtcdConfig, readTlsFile } from './config.js';
 import { prefixEnd } from './prefix.js';
@@ -17,6 +17,16 @@ import { PbWriter, readFields } from './protobuf.js';
 import { CalicoError, ConflictError, DatastoreUnreachableError } from '../errors.js';
 
 const REQUEST_TIMEOUT_MS = 5000;
+
+/**
+ * node:http2, loaded on first use rather than with this module, so that the module
+ * can be part of calicoctl's start-up snapshot (cli/snapshot.ts), which cannot hold http2's
+ * native state.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+let http2Module: typeof import('node:http2') | undefined;
+const h2 = () => (http2Module ??= require('node:http2') as typeof import('node:http2'));
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 class GrpcStatusError extends CalicoError {
   constructor(readonly status: number, message: string) {
@@ -100,7 +110,7 @@ export class EtcdH2KV implements KV {
 
   private connect(endpoint: string): Promise<http2.ClientHttp2Session> {
     return new Promise((resolve, reject) => {
-      const s = http2.connect(endpoint, endpoint.startsWith('https:') ? { ...this.tls, ALPNProtocols: ['h2'] } : {});
+      const s = h2().connect(endpoint, endpoint.startsWith('https:') ? { ...this.tls, ALPNProtocols: ['h2'] } : {});
       const timer = setTimeout(() => { s.destroy(); reject(new Error(`no answer from ${endpoint} within ${REQUEST_TIMEOUT_MS} ms`)); }, REQUEST_TIMEOUT_MS);
       s.once('connect', () => { clearTimeout(timer); resolve(s); });
       s.once('error', (err) => { clearTimeout(timer); reject(err); });
@@ -149,7 +159,7 @@ export class EtcdH2KV implements KV {
       const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' };
       if (auth && this.token) headers.token = this.token;
       const req = session.request(headers);
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.close(http2.constants.NGHTTP2_CANCEL));
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.close(h2().constants.NGHTTP2_CANCEL));
       const chunks: Buffer[] = [];
       let status: number | undefined;
       let statusMessage = '';
