@@ -9,6 +9,7 @@ import { closeKv, setGlobals } from './context.js';
 import { parseFast } from './fast.js';
 
 export async function main(argv: string[]): Promise<void> {
+  restoreExtraCaCerts();
   let code = 0;
   try {
     code = await dispatch(argv);
@@ -17,6 +18,19 @@ export async function main(argv: string[]): Promise<void> {
   }
   // A command may have set a failing exit code without throwing (checksystem reports and exits 1).
   process.exitCode = code || process.exitCode || 0;
+}
+
+/**
+ * bin/calicoctl hands NODE_EXTRA_CA_CERTS over as CALICOCTL_NODE_EXTRA_CA_CERTS, so that Node
+ * does not parse those certificates at start-up; put back, processes that the CLI starts (tar,
+ * ip, nsenter ...) see the environment as it was given. The etcd client adds the
+ * certificates itself (src/datastore/etcd-h2.ts).
+ */
+function restoreExtraCaCerts(): void {
+  const deferred = process.env.CALICOCTL_NODE_EXTRA_CA_CERTS;
+  if (deferred === undefined) return;
+  process.env.NODE_EXTRA_CA_CERTS = deferred;
+  delete process.env.CALICOCTL_NODE_EXTRA_CA_CERTS;
 }
 
 /** Runs the command line; resolves to the exit code for a failure (0 when it succeeded). */

@@ -10,6 +10,7 @@
  * and run the same tests against a real etcd.
  */
 import type * as http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import { KV, KVEntry, TxnGuard, TxnOp } from './kv.js';
 import { EtcdConfig, readTlsFile } from './config.js';
 import { prefixEnd } from './prefix.js';
@@ -19,13 +20,14 @@ import { CalicoError, ConflictError, DatastoreUnreachableError } from '../errors
 const REQUEST_TIMEOUT_MS = 5000;
 
 /**
- * node:http2, loaded on first use rather than with this module, so that the module
+ * node:http2 (and node:tls), loaded on first use rather than with this module, so that the module
  * can be part of calicoctl's start-up snapshot (cli/snapshot.ts), which cannot hold http2's
  * native state.
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
 let http2Module: typeof import('node:http2') | undefined;
 const h2 = () => (http2Module ??= require('node:http2') as typeof import('node:http2'));
+const tlsRootCertificates = () => (require('node:tls') as typeof import('node:tls')).rootCertificates;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 class GrpcStatusError extends CalicoError {
@@ -90,6 +92,26 @@ function decodeSimple(buf: Buffer, numField: number): { revision: string; num: n
   return { revision, num, responses };
 }
 
+/**
+ * The CAs that Node trusts by default, its bundled roots plus the file NODE_EXTRA_CA_CERTS names,
+ * for verifying etcd when no ETCD_CA_CERT_FILE is given. Spelled out because bin/calicoctl keeps
+ * NODE_EXTRA_CA_CERTS out of Node's start-up (Node 20 parses all those certificates there, ~50 ms,
+ * whether or not a command uses TLS) and the CLI puts it back into its environment only after,
+ * when Node no longer reads it. The same set Node would use; undefined (Node's default) without
+ * the variable.
+ */
+function defaultCas(): string[] | undefined {
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (!extra) return undefined;
+  try {
+    return [...tlsRootCertificates(), readFileSync(extra, 'utf8')];
+  } catch (err) {
+    // What Node does with an unreadable file: a warning, and its bundled roots only.
+    process.emitWarning(`Ignoring extra certs from \`${extra}\`, load failed: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
 export class EtcdH2KV implements KV {
   readonly endpoints: string[];
   private session?: http2.ClientHttp2Session;
@@ -110,7 +132,7 @@ export class EtcdH2KV implements KV {
 
   private connect(endpoint: string): Promise<http2.ClientHttp2Session> {
     return new Promise((resolve, reject) => {
-      const s = h2().connect(endpoint, endpoint.startsWith('https:') ? { ...this.tls, ALPNProtocols: ['h2'] } : {});
+      const s = h2().connect(endpoint, endpoint.startsWith('https:') ? { ...this.tls, ca: this.tls.ca ?? defaultCas(), ALPNProtocols: ['h2'] } : {});
       const timer = setTimeout(() => { s.destroy(); reject(new Error(`no answer from ${endpoint} within ${REQUEST_TIMEOUT_MS} ms`)); }, REQUEST_TIMEOUT_MS);
       s.once('connect', () => { clearTimeout(timer); resolve(s); });
       s.once('error', (err) => { clearTimeout(timer); reject(err); });

@@ -1,6 +1,7 @@
 /**
  * bin/calicoctl's start-up: the V8 snapshot (cli/snapshot.ts) when it is usable, the plain start
- * when it is missing, stale or made by another node binary.
+ * when it is missing, stale or made by another node binary, and NODE_EXTRA_CA_CERTS handed over
+ * past Node's start-up without changing which CAs etcd is verified against.
  *
  * Runs on a copy of the launcher and of dist/cli + dist/src in a temp dir, with its own blob, so
  * that the repository's dist/ (which other test runs use) is never touched.
@@ -12,6 +13,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utim
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startEtcd, TestEtcd } from '../harness/etcd.js';
+import { makePki, Pki } from '../harness/pki.js';
 import type { RunResult } from '../harness/calicoctl.js';
 
 const REPO = join(__dirname, '..', '..', '..');
@@ -20,6 +22,8 @@ let dir: string;
 let launcher: string;
 let blob: string;
 let etcd: TestEtcd;
+let tlsEtcd: TestEtcd;
+let pki: Pki;
 
 function buildSnapshot(): void {
   const r = spawnSync(process.execPath, [join(dir, 'dist', 'cli', 'build-snapshot.js')], { encoding: 'utf8' });
@@ -56,9 +60,12 @@ before(async () => {
   blob = join(dir, 'dist', 'calicoctl.blob');
   buildSnapshot();
   etcd = await startEtcd();
+  pki = makePki(join(dir, 'pki'));
+  tlsEtcd = await startEtcd({ tls: pki });
 });
 after(async () => {
   await etcd?.stop();
+  await tlsEtcd?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -126,4 +133,28 @@ test('no blob, a blob from another node binary, or CALICOCTL_SNAPSHOT=off: the p
   assert.match(none.stdout, /^\| +Name +\|$/m);
   buildSnapshot();
   assert.match((await run(etcd.env, ['profile', 'show'])).stderr, FROM_SNAPSHOT);
+});
+
+test('NODE_EXTRA_CA_CERTS: not parsed at start-up, still trusted for etcd over TLS', async () => {
+  // Node reports an unreadable NODE_EXTRA_CA_CERTS as it starts; handed over, nothing reads it
+  // for a command that does no TLS.
+  const missing = join(dir, 'no-such-ca.pem');
+  const plain = await run({ ...etcd.env, NODE_EXTRA_CA_CERTS: missing }, ['profile', 'show']);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.doesNotMatch(plain.stderr, /Ignoring extra certs/);
+  // A command line with a `node` word keeps it for Node (the node daemon may run in-process).
+  const nodeWord = await run({ ...etcd.env, NODE_EXTRA_CA_CERTS: missing }, ['get', 'node']);
+  assert.match(nodeWord.stderr, /Ignoring extra certs from `.*no-such-ca\.pem`, load failed/);
+
+  // etcd's CA only in NODE_EXTRA_CA_CERTS (no ETCD_CA_CERT_FILE): trusted, as Node would.
+  const tlsEnv = { ...tlsEtcd.env, ETCD_CA_CERT_FILE: '' };
+  const trusted = await run({ ...tlsEnv, NODE_EXTRA_CA_CERTS: pki.ca }, ['profile', 'show']);
+  assert.equal(trusted.code, 0, trusted.stderr);
+  assert.match(trusted.stdout, /^\| +Name +\|$/m);
+  const untrusted = await run(tlsEnv, ['profile', 'show']);
+  assert.equal(untrusted.code, 1);
+  assert.match(untrusted.stderr, /^cannot reach etcd at https:\/\/127\.0\.0\.1:\d+/m);
+  const unreadable = await run({ ...tlsEnv, NODE_EXTRA_CA_CERTS: missing }, ['profile', 'show']);
+  assert.equal(unreadable.code, 1);
+  assert.match(unreadable.stderr, /Ignoring extra certs from `.*no-such-ca\.pem`, load failed/);
 });
