@@ -32,11 +32,38 @@ export function prettyTable(headers: string[], rows: string[][], align: Align | 
   return out.join('\n');
 }
 
-/** Go tabwriter (minwidth 5, tabwidth 1, padding 3, pad with spaces); last column unpadded. */
-export function tabTable(headers: string[], rows: string[][]): string {
-  const all = [headers, ...rows];
-  const widths = headers.map((_, i) => Math.max(5, Math.max(...all.map((r) => (r[i] ?? '').length)) + 3));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('').trimEnd()).join('\n') + '\n';
+/** Go tabwriter column widths (minwidth 5, tabwidth 1, padding 3) over the header and the rows. */
+function tabWidths(headers: string[], rows: string[][]): number[] {
+  return headers.map((h, i) => {
+    let w = h.length;
+    for (const r of rows) w = Math.max(w, (r[i] ?? '').length);
+    return Math.max(5, w + 3);
+  });
+}
+
+/** One tabwriter line: cells padded with spaces; the last column unpadded. */
+function tabLine(r: string[], widths: number[]): string {
+  return r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('').trimEnd();
+}
+
+/**
+ * A Go tabwriter table (minwidth 5, tabwidth 1, padding 3, pad with spaces; last column unpadded)
+ * and the blank line after it, as `calicoctl get` prints it, handed to `write` a few hundred lines
+ * at a time rather than built as one string. Why: for 10 000 workload endpoints that string, and
+ * the copies made to write it, were ~3 MiB of `get`'s peak memory (55 -> 52 MiB, bench/cli.ts),
+ * at the same speed.
+ */
+export function writeTabTable(headers: string[], rows: string[][], write: (text: string) => void): void {
+  const widths = tabWidths(headers, rows);
+  let batch = [tabLine(headers, widths)];
+  for (const r of rows) {
+    batch.push(tabLine(r, widths));
+    if (batch.length === 512) {
+      write(batch.join('\n') + '\n');
+      batch = [];
+    }
+  }
+  write((batch.length ? batch.join('\n') + '\n' : '') + '\n');
 }
 
 export function toYaml(v: unknown): string {

@@ -5,9 +5,11 @@ import { Resource, resourceId } from '../../src/model/resources.js';
 import { Kind, resolveKind } from '../../src/model/kinds.js';
 import { listResources, listWorkloadEndpointIds, writeResources, deleteResources, ResourceFilter, WriteMode } from '../../src/datastore/resources.js';
 import { CalicoError, NotFoundError, UsageError } from '../../src/errors.js';
-import { parseOutputFormat, tabTable, toJson, toYaml } from '../output.js';
+import { parseOutputFormat, writeTabTable, toJson, toYaml } from '../output.js';
 import { keys } from '../../src/datastore/keys.js';
 import { DEFAULT_AS } from '../../src/model/stored.js';
+
+const stdout = (text: string) => { process.stdout.write(text); };
 
 const PAST: Record<WriteMode, string> = { create: 'created', replace: 'replaced', apply: 'applied' };
 
@@ -240,7 +242,7 @@ export async function get(kindText: string | undefined, names: string[], o: Reco
       // Every column asked for is part of the key: list keys only (10 000 endpoints in ~1/3 the bytes).
       const ids = await listWorkloadEndpointIds(kv(), filterFrom(o));
       const cell = (m: (typeof ids)[number], c: string) => (c === 'NODE' ? m.node : c === 'ORCHESTRATOR' ? m.orchestrator : c === 'WORKLOAD' ? m.workload : m.name);
-      process.stdout.write(tabTable(keyCols, ids.map((m) => keyCols.map((h) => cell(m, h)))) + '\n');
+      writeTabTable(keyCols, ids.map((m) => keyCols.map((h) => cell(m, h))), stdout);
       return;
     }
     rs = (await find(kind, names, filterFrom(o), true)).found;
@@ -252,5 +254,5 @@ export async function get(kindText: string | undefined, names: string[], o: Reco
   const known = new Set([...cols.wide, ...cols.ps, ...(cols.extra ?? [])]);
   for (const h of headers) if (!known.has(h)) throw new UsageError(`unknown column '${h}' for ${kind}`, `known columns: ${[...known].join(', ')}`);
   const globalAs = kind === 'node' ? ((await kv().get(keys.bgpGlobalAs))?.value || String(DEFAULT_AS)) : '';
-  process.stdout.write(tabTable(headers, rs.map((r) => headers.map((h) => cols.cell(r, h, { globalAs })))) + '\n');
+  writeTabTable(headers, rs.map((r) => headers.map((h) => cols.cell(r, h, { globalAs }))), stdout);
 }
