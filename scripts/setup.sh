@@ -55,6 +55,13 @@ if [ ! -x dist/native/calico-fib ] || [ native/calico-fib.c -nt dist/native/cali
   mkdir -p dist/native
   cc -O2 -o dist/native/calico-fib.tmp native/calico-fib.c && mv dist/native/calico-fib.tmp dist/native/calico-fib
 fi
+# The node daemon's memory reducer (native/malloc-trim.c, a Node-API addon built without node-gyp);
+# without it the daemon simply keeps freed heap memory resident.
+if [ ! -f dist/native/malloc-trim.node ] || [ native/malloc-trim.c -nt dist/native/malloc-trim.node ]; then
+  echo "setup: building dist/native/malloc-trim.node" >&2
+  mkdir -p dist/native
+  cc -O2 -shared -fPIC -o dist/native/malloc-trim.node.tmp native/malloc-trim.c && mv dist/native/malloc-trim.node.tmp dist/native/malloc-trim.node
+fi
 
 # calicoctl on the PATH (root only; a user can run ./bin/calicoctl).
 if [ "$(id -u)" = 0 ] && [ "$(readlink -f /usr/local/bin/calicoctl 2>/dev/null)" != "$(pwd)/bin/calicoctl" ]; then

@@ -9,15 +9,13 @@
  * it exits, its unanswered requests are reported as failed, and KernelFib starts a new one.
  * Protocol: see the header of native/calico-fib.c.
  */
-import { spawn, spawnSync, execFileSync, ChildProcess } from 'node:child_process';
-import { existsSync, statSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { buildNative, REPO_ROOT } from '../../src/native/build.js';
 import { Logger } from '../../src/log.js';
 
-/** Repository root: this file runs as dist/node/bgp/fib-native.js. */
-const ROOT = join(__dirname, '..', '..', '..');
-export const NATIVE_SOURCE = join(ROOT, 'native', 'calico-fib.c');
-export const NATIVE_BINARY = join(ROOT, 'dist', 'native', 'calico-fib');
+export const NATIVE_SOURCE = join(REPO_ROOT, 'native', 'calico-fib.c');
+export const NATIVE_BINARY = join(REPO_ROOT, 'dist', 'native', 'calico-fib');
 
 export interface FibChange {
   prefix: string;
@@ -43,22 +41,7 @@ export interface FibWorker {
  * NETLINK_ROUTE socket here).
  */
 export function ensureNativeProgrammer(prebuilt?: string, netns?: string): string {
-  const binary = prebuilt ?? NATIVE_BINARY;
-  const source = NATIVE_SOURCE;
-  if (!prebuilt && !existsSync(source)) throw new Error(`source ${source} not found`);
-  const stale = !prebuilt && (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs);
-  if (stale) {
-    mkdirSync(join(binary, '..'), { recursive: true });
-    const tmp = `${binary}.${process.pid}.tmp`;
-    try {
-      execFileSync('cc', ['-O2', '-o', tmp, source], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
-      renameSync(tmp, binary);
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      const e = err as { stderr?: Buffer; message: string };
-      throw new Error(`cannot build ${binary} with cc: ${e.stderr?.toString().trim() || e.message} (install gcc and libc6-dev)`);
-    }
-  }
+  const binary = prebuilt ?? buildNative(NATIVE_SOURCE, NATIVE_BINARY);
   const [cmd, args] = commandLine(binary, netns);
   const r = spawnSync(cmd, args, { input: 's 1\n', encoding: 'utf8', timeout: 10_000 });
   if (r.status !== 0 || r.stdout !== 's 1\n') {

@@ -26,6 +26,7 @@ import { ConfigWatcher, DesiredConfig, deriveConfig, LocalRoute } from './config
 import { PeerStatusRow, hhmmss } from './status.js';
 import { ExportProfile, UpdateGroups } from './update-group.js';
 import { GracefulRestartCap } from './codec/open.js';
+import { MemoryReducer } from '../../src/native/memory-reducer.js';
 
 export interface BgpSpeakerOptions {
   kv: KV;
@@ -47,6 +48,8 @@ export interface BgpSpeakerOptions {
   kernel?: boolean;
   /** `ip` worker processes for kernel programming (default 2, see fib.ts for the measurements). */
   fibWorkers?: number;
+  /** Give freed C-heap memory back to the kernel after bursts of routes (default true). */
+  releaseMemory?: boolean;
 }
 
 const LOCAL_BLOCK_KEY = 'local:block';
@@ -64,6 +67,7 @@ export class BgpSpeaker {
   private restarting = false;
   private sweepTimer?: NodeJS.Timeout;
   private fibPumpScheduled = false;
+  private reducer?: MemoryReducer;
   /** Peers with the same export result share one Adj-RIB-Out (update-group.ts). */
   private readonly groups: UpdateGroups;
   private localBlockAttr: number;
@@ -124,6 +128,7 @@ export class BgpSpeaker {
       }
     }
     this.rib.onFibDirty = () => this.scheduleFibPump();
+    if (this.opts.releaseMemory !== false) this.reducer = new MemoryReducer({ logger: this.log });
     await this.listen();
     this.watcher = new ConfigWatcher(this.opts.kv, this.opts.nodeName, this.log, () => this.apply());
     await this.watcher.start();
@@ -312,6 +317,8 @@ export class BgpSpeaker {
   private scheduleFibPump(): void {
     if (this.fibPumpScheduled) return;
     this.fibPumpScheduled = true;
+    // Route changes are the bursts that leave freed memory behind (see memory-reducer.ts).
+    this.reducer?.activity();
     setImmediate(() => { this.fibPumpScheduled = false; this.pumpFib(); });
   }
 
@@ -408,6 +415,7 @@ export class BgpSpeaker {
     this.stopping = true;
     const graceful = opts.graceful ?? true;
     clearTimeout(this.sweepTimer);
+    this.reducer?.stop();
     if (graceful) {
       // Let what is already queued reach the kernel, then freeze it.
       await this.fibSettled();
