@@ -12,7 +12,7 @@ export interface RunResult {
 
 export function calicoctl(env: NodeJS.ProcessEnv, args: string[], input?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    // The launcher itself (with its shebang's V8 flags), as a user runs it.
+    // The launcher itself (bin/calicoctl: the start-up snapshot when fresh, its V8 flags), as a user runs it.
     const child = spawn(CALICOCTL, args, { env: { ...env, CALICO_LOG_LEVEL: 'warn' } });
     let stdout = '';
     let stderr = '';
