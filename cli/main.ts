@@ -10,6 +10,7 @@ import { parseFast } from './fast.js';
 
 export async function main(argv: string[]): Promise<void> {
   restoreExtraCaCerts();
+  exitQuietlyOnClosedPipe();
   let code = 0;
   try {
     code = await dispatch(argv);
@@ -18,6 +19,19 @@ export async function main(argv: string[]): Promise<void> {
   }
   // A command may have set a failing exit code without throwing (checksystem reports and exits 1).
   process.exitCode = code || process.exitCode || 0;
+}
+
+/**
+ * `calicoctl ... | head -1`: once the reader has gone, writes fail with EPIPE. A C tool would die
+ * of SIGPIPE silently (Node ignores that signal); do the same rather than print a stack trace.
+ */
+function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode || 0);
+      throw err;
+    });
+  }
 }
 
 /**

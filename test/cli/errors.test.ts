@@ -5,7 +5,8 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, TestEtcd } from '../harness/etcd.js';
-import { boundCalicoctl, calicoctl } from '../harness/calicoctl.js';
+import { spawn } from 'node:child_process';
+import { boundCalicoctl, calicoctl, CALICOCTL } from '../harness/calicoctl.js';
 import { freePort } from '../harness/ports.js';
 import { KV } from '../../src/datastore/kv.js';
 
@@ -134,4 +135,20 @@ test('the config file (-c) is read, and the environment beats it', async () => {
   assert.match((await calicoctl(env, ['--config', cfg, 'profile', 'show'])).stdout, /fromfile/);
   writeFileSync(cfg, 'kind: somethingElse\n');
   assertClean(await calicoctl(env, ['-c', cfg, 'profile', 'show']), 1, /kind must be calicoApiConfig/);
+});
+
+test('a reader that goes away (calicoctl ... | head -1) ends calicoctl quietly, exit 0, no stack', async () => {
+  for (const args of [['version'], ['--help'], ['profile', 'show']]) {
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(CALICOCTL, args, { env: { ...etcd.env, CALICO_LOG_LEVEL: 'warn' } });
+      // Close our end of stdout before calicoctl has started: its first write fails with EPIPE.
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(r.stderr, '', `${args.join(' ')}: nothing on stderr`);
+    assert.equal(r.code, 0, `${args.join(' ')}: exit 0`);
+  }
 });
