@@ -242,7 +242,7 @@ async function main(): Promise<void> {
     }
     lines.push('', `## Propagation: IPAM block written to etcd on node A -> route in node B's kernel (${prop.length} samples)`, '');
     lines.push(`p50 ${pct(prop, 50)} ms, p90 ${pct(prop, 90)} ms, p99 ${pct(prop, 99)} ms, max ${prop.at(-1)} ms`, '');
-    lines.push('Method: see the header of bench/bgp/ingest.ts. Our speaker runs with `--max-semi-space-size=2`. BIRD RIB/FIB completion is polled every 50 ms, so its times are rounded up by up to 50 ms; ours are observed inside the speaker process. Memory is RSS growth divided by N (Node after a full GC).');
+    lines.push('Method: see the header of bench/bgp/ingest.ts. Our speaker runs with `--max-semi-space-size=2`. BIRD RIB/FIB completion is polled every 50 ms, so its times are rounded up by up to 50 ms; ours are observed inside the speaker process. Memory is RSS growth divided by N (Node after a full GC), measured 3 s after the last route arrived; by then the speaker\'s memory reducer (src/native/memory-reducer.ts: a full GC and malloc_trim 1 s after route changes stop) has given freed C-heap memory back, as it does in the node daemon.');
     const text = lines.join('\n') + '\n';
     console.log(text);
     mkdirSync(join(__dirname, '..', '..', '..', 'bench', 'results'), { recursive: true });
