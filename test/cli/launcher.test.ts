@@ -8,13 +8,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startEtcd, TestEtcd } from '../harness/etcd.js';
 import { makePki, Pki } from '../harness/pki.js';
-import type { RunResult } from '../harness/calicoctl.js';
+import { calicoctl, RunResult } from '../harness/calicoctl.js';
 
 const REPO = join(__dirname, '..', '..', '..');
 
@@ -31,19 +31,8 @@ function buildSnapshot(): void {
 }
 
 function run(env: NodeJS.ProcessEnv, args: string[]): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(launcher, args, {
-      // The node that built the blob first on PATH, as where setup builds it and calicoctl runs.
-      env: { ...env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, CALICOCTL_STARTUP_TRACE: '1', CALICO_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end('');
-  });
+  // The node that built the blob first on PATH, as where setup builds it and calicoctl runs.
+  return calicoctl({ ...env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, CALICOCTL_STARTUP_TRACE: '1' }, args, '', launcher);
 }
 
 const FROM_SNAPSHOT = /^calicoctl start-up: started from the snapshot$/m;

@@ -10,10 +10,10 @@ export interface RunResult {
   stderr: string;
 }
 
-export function calicoctl(env: NodeJS.ProcessEnv, args: string[], input?: string): Promise<RunResult> {
+/** Runs calicoctl (by default the launcher itself, bin/calicoctl, as a user runs it: the start-up snapshot when fresh, its V8 flags). */
+export function calicoctl(env: NodeJS.ProcessEnv, args: string[], input?: string, launcher = CALICOCTL): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    // The launcher itself (bin/calicoctl: the start-up snapshot when fresh, its V8 flags), as a user runs it.
-    const child = spawn(CALICOCTL, args, { env: { ...env, CALICO_LOG_LEVEL: 'warn' } });
+    const child = spawn(launcher, args, { env: { ...env, CALICO_LOG_LEVEL: 'warn' } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
