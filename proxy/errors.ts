@@ -43,3 +43,10 @@ export class BodyTooLargeError extends CalicoError {
     super(`body larger than ${limit} bytes`);
   }
 }
+
+/** Bytes on a fast-path connection that break HTTP/1.1 message framing (see http1.ts). */
+export class HttpFramingError extends CalicoError {
+  constructor(message: string) {
+    super(message);
+  }
+}

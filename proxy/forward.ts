@@ -1,7 +1,10 @@
 /**
- * Ordinary (non-upgrade) requests to the daemon: one `http.request` per client request over a
- * keep-alive agent on the daemon's socket, the request line and raw headers passed as the client
- * sent them, the daemon's status line and raw headers passed back.
+ * Ordinary (non-upgrade) requests to the daemon through Node's http machinery: one `http.request`
+ * per client request over a keep-alive agent on the daemon's socket, the request line and raw
+ * headers passed as the client sent them, the daemon's status line and raw headers passed back.
+ * On plain listeners most requests never get here: fast-path.ts relays them as bytes, and hands
+ * a connection over to this path only for what needs HTTP objects (hooked endpoints, refusals,
+ * unusual requests) or when the daemon cannot be reached. TLS listeners use this path for all.
  *
  * Why not http-proxy's `web()` (the project's preferred package), which was used here first:
  *  - it writes the response headers only with the first body byte, and `docker run` deadlocks on

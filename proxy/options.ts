@@ -44,6 +44,12 @@ export interface ProxyOptions {
   allowedHostNames?: readonly string[];
   /** Largest body buffered for hooks. Default 16 MiB. */
   maxBufferedBodyBytes?: number;
+  /**
+   * Relay ordinary requests on plain listeners byte for byte (fast-path.ts). Default true; false
+   * sends every request through Node's http server, for comparison (bench/proxy) or to rule the
+   * fast path out when chasing a problem.
+   */
+  fastPath?: boolean;
 }
 
 export type ListenAddress =
@@ -65,6 +71,7 @@ export interface ResolvedProxyOptions {
   logger: Logger;
   allowedHostNames: ReadonlySet<string>;
   maxBufferedBodyBytes: number;
+  fastPath: boolean;
 }
 
 export function resolveProxyOptions(opts: ProxyOptions = {}): ResolvedProxyOptions {
@@ -88,6 +95,7 @@ export function resolveProxyOptions(opts: ProxyOptions = {}): ResolvedProxyOptio
     logger: opts.logger ?? createLogger({ base: { component: 'docker-proxy' } }),
     allowedHostNames: new Set((opts.allowedHostNames ?? []).map((h) => h.toLowerCase())),
     maxBufferedBodyBytes: max,
+    fastPath: opts.fastPath ?? true,
   };
 }
 

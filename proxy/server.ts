@@ -1,8 +1,9 @@
 /**
  * The Docker API proxy: listens where docker clients point DOCKER_HOST and forwards everything to
- * the real daemon, transparently (ordinary requests through forward.ts, hijacks/upgrades through
- * tunnel.ts), except that interceptors (hooks.ts) may edit or refuse the few endpoints listed in
- * routes.ts. Requests from web pages are refused first (guard.ts).
+ * the real daemon, transparently (on plain listeners, ordinary requests through the byte relay of
+ * fast-path.ts; everything else through Node's http server: forward.ts for requests, tunnel.ts
+ * for hijacks/upgrades), except that interceptors (hooks.ts) may edit or refuse the few endpoints
+ * listed in routes.ts. Requests from web pages are refused first (guard.ts).
  */
 import type http from 'node:http';
 import type net from 'node:net';
@@ -15,6 +16,7 @@ import { refusalReason, type GuardPolicy } from './guard.js';
 import { parseApiPath, matchRoute } from './routes.js';
 import { handleIntercepted, isHooked, type InterceptDeps } from './intercept.js';
 import { createProxyServer, listenOn } from './listener.js';
+import { putFastPathInFront } from './fast-path.js';
 import { sendJsonError, sendRawJsonError } from './respond.js';
 
 export type { ProxyOptions } from './options.js';
@@ -51,7 +53,28 @@ export async function startProxy(options: ProxyOptions = {}): Promise<RunningPro
     s.once('close', () => sockets.delete(s));
   };
 
+  const isHookedRequest = (method: string, url: string): boolean => {
+    if (!hooked) return false;
+    const api = parseApiPath(url);
+    const route = api && matchRoute(method, api.path);
+    return route !== undefined && isHooked(route, opts.interceptors);
+  };
+
   const server = createProxyServer(opts.tls);
+  if (opts.fastPath && !opts.tls) {
+    // TLS connections stay with the https server: the handshake and record layer cost more than
+    // core http does, and hijacks over TLS need its half-close handling (tunnel.ts).
+    putFastPathInFront(server, {
+      dockerSocket: opts.dockerSocket,
+      logger,
+      track,
+      admit(head) {
+        if (refusalReason(head.rawHeaders, guard) !== undefined || isHookedRequest(head.method, head.url)) return false;
+        logger.debug('request', { method: head.method, path: pathOnly(head.url) });
+        return true;
+      },
+    });
+  }
   server.on('connection', track);
   server.on('tlsClientError', (err: Error) => logger.debug('TLS handshake refused', { error: err.message }));
 
@@ -103,6 +126,7 @@ export async function startProxy(options: ProxyOptions = {}): Promise<RunningPro
   const scheme = opts.listen.kind === 'unix' ? 'unix://' : 'tcp://';
   logger.info('docker proxy listening', {
     address, dockerSocket: opts.dockerSocket, tls: opts.tls ? (opts.tls.verifyClients ? 'verify' : 'on') : 'off',
+    fastPath: opts.fastPath && !opts.tls,
     interceptors: opts.interceptors.map((i) => i.name),
   });
 

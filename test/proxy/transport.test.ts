@@ -133,12 +133,15 @@ test('server limits: no request timeout, no socket timeout, keep-alive beyond Go
   server.close();
 });
 
-test('a daemon that cannot be reached gives a JSON error the CLI prints', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('a daemon that cannot be reached gives a JSON error the CLI prints, on each request of a connection', { timeout: TEST_TIMEOUT_MS }, async () => {
   const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: join(work, 'nothing-here.sock'), logger: quiet });
   try {
     const r = await docker({ ...s.direct, DOCKER_HOST: proxy.dockerHost }, ['ps']);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /cannot reach the docker daemon at .*nothing-here\.sock/);
+    const two = await rawExchange({ port: portOf(proxy.address) },
+      'GET /_ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /v1.41/info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    assert.equal(two.toString().match(/^HTTP\/1\.1 502 Bad Gateway\r\n/gm)?.length, 2, two.toString());
   } finally {
     await proxy.close();
   }
@@ -166,44 +169,48 @@ async function recordingDaemon(): Promise<{ socket: string; requests: http.Incom
   return { socket, requests, closed, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
 }
 
-test('repeated request and response headers stay separate; status and reason pass through', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const fake = await recordingDaemon();
-  const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: fake.socket, logger: quiet });
-  try {
-    const answer = await rawExchange({ port: portOf(proxy.address) },
-      'GET /v1.41/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/jsonl\r\nAccept: application/x-ndjson;q=0.9\r\nAccept: application/json-seq;q=0.5\r\nX-Custom: a\r\nX-Custom: b\r\nContent-Length: 0\r\n\r\n'
-      .replace('/v1.41/events', '/v1.41/info') + 'GET /_ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
-    const req = fake.requests[0];
-    assert.equal(req.url, '/v1.41/info');
-    assert.deepEqual(req.headersDistinct['accept'], ['application/jsonl', 'application/x-ndjson;q=0.9', 'application/json-seq;q=0.5']);
-    assert.deepEqual(req.headersDistinct['x-custom'], ['a', 'b']);
-    const text = answer.toString('latin1');
-    assert.match(text, /^HTTP\/1\.1 299 Odd Reason\r\n/);
-    assert.match(text, /\r\nX-Dup: one\r\nX-Dup: two\r\n/);
-    assert.equal(fake.requests.length, 2, 'keep-alive: the second request used the same client connection');
-  } finally {
-    await proxy.close();
-    await fake.close();
-  }
-});
+// Both ways through the proxy: the byte relay of fast-path.ts, and Node's http server (TLS
+// listeners and connections handed over use it; `fastPath: false` makes it the only one).
+for (const fastPath of [true, false]) {
+  test(`repeated request and response headers stay separate; status and reason pass through (fastPath: ${fastPath})`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    const fake = await recordingDaemon();
+    const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: fake.socket, logger: quiet, fastPath });
+    try {
+      const answer = await rawExchange({ port: portOf(proxy.address) },
+        'GET /v1.41/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/jsonl\r\nAccept: application/x-ndjson;q=0.9\r\nAccept: application/json-seq;q=0.5\r\nX-Custom: a\r\nX-Custom: b\r\nContent-Length: 0\r\n\r\n'
+        .replace('/v1.41/events', '/v1.41/info') + 'GET /_ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+      const req = fake.requests[0];
+      assert.equal(req.url, '/v1.41/info');
+      assert.deepEqual(req.headersDistinct['accept'], ['application/jsonl', 'application/x-ndjson;q=0.9', 'application/json-seq;q=0.5']);
+      assert.deepEqual(req.headersDistinct['x-custom'], ['a', 'b']);
+      const text = answer.toString('latin1');
+      assert.match(text, /^HTTP\/1\.1 299 Odd Reason\r\n/);
+      assert.match(text, /\r\nX-Dup: one\r\nX-Dup: two\r\n/);
+      assert.equal(fake.requests.length, 2, 'keep-alive: the second request used the same client connection');
+    } finally {
+      await proxy.close();
+      await fake.close();
+    }
+  });
 
-test('a client that goes away ends the daemon-side stream (Ctrl-C on events / logs -f)', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const fake = await recordingDaemon();
-  const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: fake.socket, logger: quiet });
-  try {
-    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: portOf(proxy.address), path: '/v1.41/events', agent: false }, resolve);
-      req.on('error', reject);
-      req.end();
-    });
-    assert.equal(res.statusCode, 200);
-    res.destroy();
-    assert.equal(await fake.closed, '/v1.41/events');
-  } finally {
-    await proxy.close();
-    await fake.close();
-  }
-});
+  test(`a client that goes away ends the daemon-side stream (Ctrl-C on events / logs -f) (fastPath: ${fastPath})`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    const fake = await recordingDaemon();
+    const proxy = await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket: fake.socket, logger: quiet, fastPath });
+    try {
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: portOf(proxy.address), path: '/v1.41/events', agent: false }, resolve);
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(res.statusCode, 200);
+      res.destroy();
+      assert.equal(await fake.closed, '/v1.41/events');
+    } finally {
+      await proxy.close();
+      await fake.close();
+    }
+  });
+}
 
 /** Joins the payloads of a multiplexed (non-TTY) stream: 8-byte headers, big-endian length. */
 function demux(buf: Buffer): string {
