@@ -1,8 +1,10 @@
 /**
  * Runs the proxy in its own process for the benchmark (so the measuring client does not share
- * its event loop). argv: <dockerSocket> [proxy|relay]. "relay" is a bare byte relay (no HTTP), the
- * floor any proxy process pays on this machine. Prints the bound address as one JSON line, runs
- * until stdin closes.
+ * its event loop). argv: <dockerSocket> [proxy|proxy-core|relay]. "proxy" is the proxy as shipped
+ * (fast path on), "proxy-core" the same with `fastPath: false` (every request through Node's http
+ * server and client, as before the fast path), "relay" a bare byte relay in Node (no HTTP), the
+ * floor any Node proxy process pays on this machine. Prints the bound address as one JSON line,
+ * runs until stdin closes.
  */
 import net from 'node:net';
 import { startProxy } from '../../proxy/server.js';
@@ -24,10 +26,11 @@ function startRelay(dockerSocket: string): Promise<{ address: string; close(): P
 
 async function main(): Promise<void> {
   const dockerSocket = process.argv[2];
-  if (!dockerSocket) throw new Error('usage: proxy-child <dockerSocket> [proxy|relay]');
-  const proxy = process.argv[3] === 'relay'
+  const mode = process.argv[3] ?? 'proxy';
+  if (!dockerSocket || !['proxy', 'proxy-core', 'relay'].includes(mode)) throw new Error('usage: proxy-child <dockerSocket> [proxy|proxy-core|relay]');
+  const proxy = mode === 'relay'
     ? await startRelay(dockerSocket)
-    : await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket, logger: createLogger({ level: 'error' }) });
+    : await startProxy({ proxyListen: '127.0.0.1:0', dockerSocket, logger: createLogger({ level: 'error' }), fastPath: mode === 'proxy' });
   process.stdout.write(JSON.stringify({ address: proxy.address }) + '\n');
   process.stdin.resume();
   process.stdin.on('end', () => { void proxy.close().then(() => process.exit(0)); });
