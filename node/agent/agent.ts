@@ -144,19 +144,24 @@ export class Agent {
       await this.stop();
       throw e;
     }
-    const interval = this.opts.checkIntervalMs ?? 10000;
-    if (interval > 0) {
-      const tick = () => {
-        // ±10 % jitter, as Felix, so that nodes started together do not check in lock-step.
-        this.checkTimer = setTimeout(() => {
-          this.checkNow().catch((err) => this.log.warn('drift check failed', { error: errorMessage(err) }));
-          tick();
-        }, interval * (0.9 + Math.random() * 0.2));
-        this.checkTimer.unref?.();
-      };
-      tick();
-    }
+    this.setCheckInterval(this.opts.checkIntervalMs ?? 10000);
     return this.ready;
+  }
+
+  /** Sets how often the dataplane is checked for drift (0 = only when checkNow() is called). */
+  setCheckInterval(ms: number): void {
+    if (this.checkTimer) clearTimeout(this.checkTimer);
+    this.checkTimer = undefined;
+    if (ms <= 0 || this.stopped) return;
+    const tick = () => {
+      // ±10 % jitter, as Felix, so that nodes started together do not check in lock-step.
+      this.checkTimer = setTimeout(() => {
+        this.checkNow().catch((err) => this.log.warn('drift check failed', { error: errorMessage(err) }));
+        tick();
+      }, ms * (0.9 + Math.random() * 0.2));
+      this.checkTimer.unref?.();
+    };
+    tick();
   }
 
   async stop(): Promise<void> {
