@@ -19,7 +19,7 @@ import { CalicoError } from '../../src/errors.js';
 import { StoredWorkloadEndpoint, defaultProfile, interfaceNameFor } from '../../src/model/stored.js';
 import { createProfile } from '../../src/datastore/profiles.js';
 import { autoAssign, assignIp, releaseIps, releaseByHandle } from '../../src/ipam/index.js';
-import { wireWorkload, unwireWorkload, getLink, netnsOfPid, Netns, LinkExistsError } from '../../src/dataplane/index.js';
+import { wireWorkload, unwireWorkload, getLink, netnsOfPid, Netns, LinkExistsError, WiredWorkload } from '../../src/dataplane/index.js';
 import type { DaemonClient, ContainerInspect } from '../daemon-client.js';
 import { CalicoRequest, parseCalicoRequest } from './calico-env.js';
 import { DockerEndpoint, ORCHESTRATOR, endpointsOfContainer, allDockerEndpoints, newEndpointId } from './endpoints.js';
@@ -160,6 +160,33 @@ export class WorkloadManager {
     if (!c) throw new WorkloadError(`container ${res.containerName} no longer exists`);
     if (!c.State.Running || !c.State.Pid) throw this.exitedError(c);
     const t0 = performance.now();
+    const key = keys.workloadEndpoint(this.nodeName, ORCHESTRATOR, res.containerId, res.endpointId);
+    let ep: StoredWorkloadEndpoint | undefined;
+    let recordWritten = false;
+    let t2 = 0;
+    let t3 = 0;
+    // The record (and the agent's ACLs for it) are done while the container side is configured.
+    const writeRecord = async (w: WiredWorkload): Promise<void> => {
+      const record: StoredWorkloadEndpoint = {
+        ...(res.existing?.ep ?? {}),
+        state: 'active',
+        name: w.hostIfName,
+        mac: w.mac,
+        profile_ids: res.existing ? res.existing.ep.profile_ids : res.profiles,
+        ipv4_nets: w.ipv4Addrs.map((a) => `${a}/32`),
+        ipv6_nets: w.ipv6Addrs.map((a) => `${a}/128`),
+        ipv4_gateway: w.ipv4Gateway,
+        ipv6_gateway: w.ipv6Gateway,
+        labels: res.existing?.ep.labels ?? {},
+        'container:if_name': w.containerIfName,
+      };
+      const revision = await this.kv.put(key, JSON.stringify(record));
+      recordWritten = true;
+      ep = record;
+      t2 = performance.now();
+      if (this.opts.onEndpointWritten) await this.opts.onEndpointWritten(revision);
+      t3 = performance.now();
+    };
     const wireOpts = {
       netnsPath: `/proc/${c.State.Pid}/ns/net`,
       endpointId: res.endpointId,
@@ -168,6 +195,7 @@ export class WorkloadManager {
       ipv6Addrs: res.ipv6,
       mac: res.mac,
       hostNetns: this.opts.hostNetns,
+      alongsideContainerSide: writeRecord,
     };
     let wired;
     try {
@@ -181,41 +209,21 @@ export class WorkloadManager {
         wired = await wireWorkload(wireOpts);
       }
     } catch (err) {
+      // Nothing may be left half-made: the record goes with the veth (wireWorkload removed that).
+      if (recordWritten) await this.kv.delete(key).catch(() => undefined);
       // The usual reason a wiring fails half-way: the container exited (its namespace went).
       const now = await this.daemon.inspectContainer(res.containerId).catch(() => undefined);
       if (!now?.State.Running || now.State.Pid !== c.State.Pid) throw this.exitedError(now ?? c, err);
       throw err;
     }
-    const ep: StoredWorkloadEndpoint = {
-      ...(res.existing?.ep ?? {}),
-      state: 'active',
-      name: wired.hostIfName,
-      mac: wired.mac,
-      profile_ids: res.existing ? res.existing.ep.profile_ids : res.profiles,
-      ipv4_nets: wired.ipv4Addrs.map((a) => `${a}/32`),
-      ipv6_nets: wired.ipv6Addrs.map((a) => `${a}/128`),
-      ipv4_gateway: wired.ipv4Gateway,
-      ipv6_gateway: wired.ipv6Gateway,
-      labels: res.existing?.ep.labels ?? {},
-      'container:if_name': wired.containerIfName,
-    };
-    const key = keys.workloadEndpoint(this.nodeName, ORCHESTRATOR, res.containerId, res.endpointId);
-    let revision: string;
-    try {
-      revision = await this.kv.put(key, JSON.stringify(ep));
-    } catch (err) {
-      await unwireWorkload(res.endpointId, { hostNetns: this.opts.hostNetns }).catch(() => false);
-      throw err;
-    }
     res.mac = wired.mac;
-    const t2 = performance.now();
-    if (this.opts.onEndpointWritten) await this.opts.onEndpointWritten(revision);
-    const t3 = performance.now();
+    const written = ep!; // set by writeRecord, which wireWorkload ran before succeeding
     this.log.info('wired container', {
-      container: res.containerId, endpoint: res.endpointId, ipv4: wired.ipv4Addrs, ipv6: wired.ipv6Addrs, profiles: ep.profile_ids,
-      ms: { wireAndRecord: +(t2 - t0).toFixed(1), agent: +(t3 - t2).toFixed(1) },
+      container: res.containerId, endpoint: res.endpointId, ipv4: wired.ipv4Addrs, ipv6: wired.ipv6Addrs, profiles: written.profile_ids,
+      // wireAndRecord: veth and record (the container side overlaps the agent's wait); agent: the wait for the agent's ACLs.
+      ms: { wireAndRecord: +(t2 - t0).toFixed(1), agent: +(t3 - t2).toFixed(1), total: +(performance.now() - t0).toFixed(1) },
     });
-    return ep;
+    return written;
   }
 
   private exitedError(c: ContainerInspect, cause?: unknown): WorkloadError {

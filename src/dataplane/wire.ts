@@ -55,6 +55,13 @@ export interface WireWorkloadOptions {
   /** Namespace of the host side; default: the one this process is in. */
   hostNetns?: Netns;
   routeProtocol?: number;
+  /**
+   * Work to run once the host side exists, at the same time as the container side is configured
+   * (the proxy writes the endpoint record and waits for the agent's ACLs here: the two overlap
+   * instead of adding up). If it fails, the wiring is undone and its error thrown; if the wiring
+   * fails after it ran, undoing what it did is the caller's job.
+   */
+  alongsideContainerSide?: (wired: WiredWorkload) => Promise<void>;
 }
 
 export interface WiredWorkload {
@@ -139,14 +146,7 @@ export async function wireWorkload(opts: WireWorkloadOptions): Promise<WiredWork
     if (v6.length) await writeSysctls([{ key: `net/ipv6/conf/${contIf}/disable_ipv6`, value: '0' }], { netns: container, strict: true });
     await ipBatch(contCmds, { netns: container });
   };
-  const [sys, cont] = await Promise.allSettled([
-    writeSysctls(workloadInterfaceSysctls(hostIf, { ipv6: v6.length > 0 }), { netns: hostNs, strict: true }),
-    containerSide(),
-  ]);
-  if (sys.status === 'rejected') throw await rollback('host sysctls', sys.reason, hostIf, hostNs);
-  if (cont.status === 'rejected') throw await rollback('configure container side', cont.reason, hostIf, hostNs);
-
-  return {
+  const wired: WiredWorkload = {
     hostIfName: hostIf,
     containerIfName: contIf,
     mac,
@@ -155,6 +155,18 @@ export async function wireWorkload(opts: WireWorkloadOptions): Promise<WiredWork
     ipv4Gateway: v4.length ? GATEWAY_V4 : null,
     ipv6Gateway: v6.length ? GATEWAY_V6 : null,
   };
+  const [sys, cont, alongside] = await Promise.allSettled([
+    writeSysctls(workloadInterfaceSysctls(hostIf, { ipv6: v6.length > 0 }), { netns: hostNs, strict: true }),
+    containerSide(),
+    opts.alongsideContainerSide?.(wired),
+  ]);
+  if (sys.status === 'rejected') throw await rollback('host sysctls', sys.reason, hostIf, hostNs);
+  if (cont.status === 'rejected') throw await rollback('configure container side', cont.reason, hostIf, hostNs);
+  if (alongside.status === 'rejected') {
+    await deleteLink(hostIf, { netns: hostNs }).catch(() => undefined);
+    throw alongside.reason;
+  }
+  return wired;
 }
 
 async function rollback(step: string, cause: unknown, hostIf: string, hostNs: Netns | undefined): Promise<WiringError> {
