@@ -12,6 +12,7 @@
  * container is serialised, so a start seen both through the proxy and on the daemon's event
  * stream is wired once.
  */
+import { existsSync } from 'node:fs';
 import { KV } from '../../src/datastore/kv.js';
 import { keys } from '../../src/datastore/keys.js';
 import { Logger } from '../../src/log.js';
@@ -19,7 +20,7 @@ import { CalicoError } from '../../src/errors.js';
 import { StoredWorkloadEndpoint, defaultProfile, interfaceNameFor } from '../../src/model/stored.js';
 import { createProfile } from '../../src/datastore/profiles.js';
 import { autoAssign, assignIp, releaseIps, releaseByHandle } from '../../src/ipam/index.js';
-import { wireWorkload, unwireWorkload, getLink, netnsOfPid, Netns, LinkExistsError, WiredWorkload } from '../../src/dataplane/index.js';
+import { wireWorkload, unwireWorkload, getLink, netnsOfPid, Netns, LinkExistsError, WiredWorkload, NetnsNotFoundError } from '../../src/dataplane/index.js';
 import type { DaemonClient, ContainerInspect } from '../daemon-client.js';
 import { CalicoRequest, parseCalicoRequest } from './calico-env.js';
 import { DockerEndpoint, ORCHESTRATOR, endpointsOfContainer, allDockerEndpoints, newEndpointId } from './endpoints.js';
@@ -211,9 +212,11 @@ export class WorkloadManager {
     } catch (err) {
       // Nothing may be left half-made: the record goes with the veth (wireWorkload removed that).
       if (recordWritten) await this.kv.delete(key).catch(() => undefined);
-      // The usual reason a wiring fails half-way: the container exited (its namespace went).
+      // The usual reason a wiring fails half-way: the container exited (its namespace went). The
+      // daemon may not have noticed yet (inspect still says running), the kernel already has.
       const now = await this.daemon.inspectContainer(res.containerId).catch(() => undefined);
-      if (!now?.State.Running || now.State.Pid !== c.State.Pid) throw this.exitedError(now ?? c, err);
+      const nsGone = err instanceof NetnsNotFoundError || !existsSync(`/proc/${c.State.Pid}`);
+      if (nsGone || !now?.State.Running || now.State.Pid !== c.State.Pid) throw this.exitedError(now ?? c, err);
       throw err;
     }
     res.mac = wired.mac;
