@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { startEtcd, TestEtcd } from './etcd.js';
 import { startDockerd, TestDockerd } from './dockerd.js';
 import { importBusybox } from './busybox-image.js';
-import { startProcess, OwnedProcess } from './process.js';
+import { startProcess, OwnedProcess, runCollect, RunResult } from './process.js';
 import { freePort, waitFor } from './ports.js';
 import { createNetns, deleteNetns, ipBatch, writeSysctls, Netns } from '../../src/dataplane/index.js';
 import { keys } from '../../src/datastore/keys.js';
@@ -46,18 +45,8 @@ export interface CalicoHost {
   stop(): Promise<void>;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { env });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    c.stdin.on('error', () => { /* the command exited without reading its input */ });
-    c.stdin.end(input ?? '');
-  });
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<RunResult> {
+  return runCollect(cmd, args, { env, input });
 }
 
 export async function startCalicoHost(opts: { name?: string; hostIp?: string; hostIp6?: string; etcd?: TestEtcd } = {}): Promise<CalicoHost> {

@@ -1,27 +1,14 @@
 /** Runs the real calicoctl (bin/calicoctl) as a child process against a test etcd. */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { runCollect, RunResult } from './process.js';
 
 export const CALICOCTL = join(__dirname, '..', '..', '..', 'bin', 'calicoctl');
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { RunResult };
 
 /** Runs calicoctl (by default the launcher itself, bin/calicoctl, as a user runs it: the start-up snapshot when fresh, its V8 flags). */
 export function calicoctl(env: NodeJS.ProcessEnv, args: string[], input?: string, launcher = CALICOCTL): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(launcher, args, { env: { ...env, CALICO_LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
+  return runCollect(launcher, args, { env: { ...env, CALICO_LOG_LEVEL: 'warn' }, input });
 }
 
 /** A calicoctl bound to one environment; `ok` asserts exit 0 and returns stdout. */

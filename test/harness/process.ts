@@ -50,3 +50,27 @@ export function startProcess(cmd: string, args: string[], logFile: string, opts:
     },
   };
 }
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to its end and collects its output (for short commands; long-running ones are
+ * startProcess's). `input` is written to its stdin, which is closed either way.
+ */
+export function runCollect(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    c.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    c.stdin!.on('error', () => { /* the command exited without reading its input */ });
+    c.stdin!.end(opts.input ?? '');
+  });
+}

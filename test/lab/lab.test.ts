@@ -20,24 +20,17 @@ import { labPids, mountsUnder, shimSocketsOf } from '../../scripts/lab/down.js';
 import { etcdctl } from '../../scripts/lab/etcd.js';
 import { pidAlive, waitUntil } from '../../scripts/lab/proc.js';
 import type { MatrixResult } from '../../scripts/lab/matrix.js';
+import { runCollect, RunResult } from '../harness/process.js';
 
 const MAIN = join(__dirname, '..', '..', 'scripts', 'lab', 'main.js');
 const id = `t${randomBytes(3).toString('hex')}`;
 const cfg: LabConfig = labConfig(id);
 const tmp = mkdtempSync(join(tmpdir(), 'lab-test-'));
 
-interface Out { code: number; stdout: string; stderr: string }
+type Out = RunResult;
 
 function lab(args: string[]): Promise<Out> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, LAB_ID: id }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runCollect(process.execPath, [MAIN, ...args], { env: { ...process.env, LAB_ID: id } });
 }
 
 const onHost = (host: string, argv: string[]) => lab(['exec', host, '--', ...argv]);
@@ -219,16 +212,8 @@ test('the Vagrant demo script (scripts/lab/vagrant-demo.sh) drives the same demo
     `exec ${process.execPath} ${MAIN} exec "$2" -- bash -c "$4"`,
     '',
   ].join('\n'), { mode: 0o755 });
-  const r = await new Promise<Out>((resolve, reject) => {
-    const c = spawn('bash', [join(__dirname, '..', '..', '..', 'scripts', 'lab', 'vagrant-demo.sh')], {
-      env: { ...process.env, LAB_ID: id, VAGRANT: fake }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  const r = await runCollect('bash', [join(__dirname, '..', '..', '..', 'scripts', 'lab', 'vagrant-demo.sh')], {
+    env: { ...process.env, LAB_ID: id, VAGRANT: fake },
   });
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /calico-02\$ docker run -e CALICO_IP=192\.168\.1\.4 --name workload-D -tid busybox/);
