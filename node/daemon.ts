@@ -47,6 +47,7 @@ export class NodeDaemon {
   private agent?: Agent;
   private bgp?: BgpSpeaker;
   private proxy?: RunningProxy;
+  private workloads?: WorkloadManager;
   private events?: DockerEventWatcher;
   private statusServer?: http.Server;
   private readonly startedAt = new Date();
@@ -99,13 +100,14 @@ export class NodeDaemon {
   private async startProxy(): Promise<void> {
     const agent = this.agent!;
     const daemon = createDaemonClient(this.o.dockerSocket, new http.Agent({ keepAlive: true }));
-    const mgr = new WorkloadManager({
+    const mgr = this.workloads = new WorkloadManager({
       kv: this.kv!, nodeName: this.o.name, daemon, logger: this.log, hostNetns: this.o.netns,
       // `docker run -d` returns only once the agent has programmed the new endpoint's ACLs.
       onEndpointWritten: (rev) => agent.waitForRevision(rev, 10000).catch((err: unknown) => {
         this.log.warn('agent slow to program a new endpoint', { err: err as Error });
       }),
     });
+    mgr.prepareWiring();
     this.proxy = await startProxy({
       proxyListen: this.o.proxyListen, dockerSocket: this.o.dockerSocket, interceptors: [new CalicoInterceptor(mgr)], logger: this.log,
     });
@@ -126,6 +128,7 @@ export class NodeDaemon {
     this.log.info('stopping');
     await this.events?.stop().catch(() => undefined);
     await this.proxy?.close().catch(() => undefined);
+    await this.workloads?.close().catch(() => undefined);
     await this.bgp?.stop({ graceful: true }).catch(() => undefined);
     await this.agent?.stop().catch(() => undefined);
     this.kv?.close();

@@ -24,7 +24,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { JsonDocument } from './json-document.js';
-import type { DaemonClient } from './daemon-client.js';
+import type { DaemonClient, ContainerInspect } from './daemon-client.js';
 
 export { InterceptRefusal } from './errors.js';
 export type { JsonDocument, JsonValue, JsonInput, JsonPath } from './json-document.js';
@@ -75,6 +75,8 @@ export interface ContainerActionContext extends RequestInfo {
   readonly containerRef: string;
   /** The full 64-hex container id, resolved through the daemon before any hook runs. */
   readonly containerId: string;
+  /** The daemon's inspect of the container, made to resolve the id (state as before the action). */
+  readonly container: ContainerInspect;
 }
 
 export interface ActionAnswer {

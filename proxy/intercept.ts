@@ -9,7 +9,7 @@ import type { Logger } from '../src/log.js';
 import { errorMessage } from '../src/errors.js';
 import type { Forwarder } from './forward.js';
 import { relayResponse } from './forward.js';
-import type { DaemonClient } from './daemon-client.js';
+import type { DaemonClient, ContainerInspect } from './daemon-client.js';
 import type {
   DockerInterceptor, RequestInfo, CreateContext, ContainerActionContext, InspectContext, DeleteContext,
 } from './hooks.js';
@@ -103,13 +103,13 @@ async function handleAction(
   info: RequestInfo, action: 'start' | 'restart', containerRef: string,
   req: http.IncomingMessage, res: http.ServerResponse, deps: InterceptDeps,
 ): Promise<void> {
-  const containerId = await resolveContainerId(deps.daemon, containerRef);
-  if (containerId === undefined) {
+  const container = await inspectForHooks(deps.daemon, containerRef);
+  if (container === undefined) {
     // No such container: the daemon's own 404 is the right answer, and there is nothing to wire.
     deps.forwarder.forward(req, res);
     return;
   }
-  const ctx: ContainerActionContext = { ...info, action, containerRef, containerId };
+  const ctx: ContainerActionContext = { ...info, action, containerRef, containerId: container.Id, container };
   for (const i of deps.interceptors) await i.beforeStart?.(ctx);
   const startFailed = async (status: number) => {
     for (const i of deps.interceptors) {
@@ -155,7 +155,7 @@ function handleInspect(info: RequestInfo, containerRef: string, req: http.Incomi
 
 async function handleDelete(info: RequestInfo, containerRef: string, req: http.IncomingMessage, res: http.ServerResponse, deps: InterceptDeps): Promise<void> {
   // Resolve first: once the daemon has removed the container its id can no longer be looked up.
-  const containerId = await resolveContainerId(deps.daemon, containerRef);
+  const containerId = (await inspectForHooks(deps.daemon, containerRef))?.Id;
   if (containerId === undefined) {
     deps.forwarder.forward(req, res);
     return;
@@ -173,9 +173,10 @@ async function handleDelete(info: RequestInfo, containerRef: string, req: http.I
   });
 }
 
-async function resolveContainerId(daemon: DaemonClient, ref: string): Promise<string | undefined> {
+/** The container a hooked request names (its full id, and for start hooks its config), or undefined on 404. */
+async function inspectForHooks(daemon: DaemonClient, ref: string): Promise<ContainerInspect | undefined> {
   try {
-    return (await daemon.inspectContainer(ref))?.Id;
+    return await daemon.inspectContainer(ref);
   } catch (err) {
     throw new InterceptRefusal(502, `cannot look up container ${ref} on the docker daemon: ${errorMessage(err)}`);
   }

@@ -55,6 +55,12 @@ if [ ! -x dist/native/calico-fib ] || [ native/calico-fib.c -nt dist/native/cali
   mkdir -p dist/native
   cc -O2 -o dist/native/calico-fib.tmp native/calico-fib.c && mv dist/native/calico-fib.tmp dist/native/calico-fib
 fi
+# The workload wiring helper (C, libc only); the proxy and calicoctl fall back to `ip` without it.
+if [ ! -x dist/native/calico-wire ] || [ native/calico-wire.c -nt dist/native/calico-wire ]; then
+  echo "setup: building dist/native/calico-wire" >&2
+  mkdir -p dist/native
+  cc -O2 -o dist/native/calico-wire.tmp native/calico-wire.c && mv dist/native/calico-wire.tmp dist/native/calico-wire
+fi
 # The node daemon's memory reducer (native/malloc-trim.c, a Node-API addon built without node-gyp);
 # without it the daemon simply keeps freed heap memory resident.
 if [ ! -f dist/native/malloc-trim.node ] || [ native/malloc-trim.c -nt dist/native/malloc-trim.node ]; then

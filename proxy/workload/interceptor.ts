@@ -85,8 +85,7 @@ export class CalicoInterceptor implements DockerInterceptor {
   }
 
   async beforeStart(ctx: ContainerActionContext): Promise<void> {
-    const c = await ctx.daemon.inspectContainer(ctx.containerId);
-    if (!c) return;
+    const c = ctx.container;
     let req: CalicoRequest | undefined;
     try {
       req = parseCalicoRequest(c.Config.Env);

@@ -15,6 +15,7 @@ export * from './routes.js';
 export * from './sysctl.js';
 export * from './conntrack.js';
 export * from './neighbours.js';
+export * from './wire-helper.js';
 export * from './nftables.js';
 export * from './wire.js';
 

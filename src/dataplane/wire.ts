@@ -15,10 +15,12 @@
  * ee:ee:ee:ee:ee:ee), and is added without duplicate address detection so the route is usable at
  * once rather than after ~1 s of DAD.
  *
- * Cost: one `ip -batch` in the host namespace (veth with the peer created directly inside the
- * container namespace, addresses, routes), then in parallel the sysctl writes and one `ip
- * -batch` inside the container namespace: 2 process spawns, ~7-10 ms measured. The MAC is chosen
- * here (when not given) so that no third spawn is needed to read it back.
+ * Two implementations of the same steps. With a `helper` (native/calico-wire.c, see
+ * wire-helper.ts) both ends are configured through netlink by one long-lived process: no spawn,
+ * ~1 ms. Without it (no C compiler): one `ip -batch` in the host namespace (veth with the peer
+ * created directly inside the container namespace, addresses, routes), then in parallel the
+ * sysctl writes and one `ip -batch` inside the container namespace: 2-5 process spawns, ~8-12 ms
+ * measured. The MAC is chosen here (when not given) so that nothing needs reading back.
  *
  * Everything hangs off the host-side veth: deleting it removes the container end, the routes,
  * the proxy NDP entries and the per-interface sysctls. So undoing any failed step is deleting
@@ -36,6 +38,7 @@ import { IpBatchError, LinkExistsError, NetnsNotFoundError, WiringError } from '
 import { ValidationError } from '../errors.js';
 import { parseIp, formatIp } from '../net/ip.js';
 import { interfaceNameFor, GATEWAY_V4 } from '../model/stored.js';
+import { WireHelper, WireHelperError } from './wire-helper.js';
 
 /** The fixed MAC of the host side of every workload veth. */
 export const HOST_SIDE_MAC = 'ee:ee:ee:ee:ee:ee';
@@ -62,6 +65,8 @@ export interface WireWorkloadOptions {
    * fails after it ran, undoing what it did is the caller's job.
    */
   alongsideContainerSide?: (wired: WiredWorkload) => Promise<void>;
+  /** The native helper (its host namespace must be `hostNetns`); without it `ip` is spawned. */
+  helper?: WireHelper;
 }
 
 export interface WiredWorkload {
@@ -106,6 +111,16 @@ export async function wireWorkload(opts: WireWorkloadOptions): Promise<WiredWork
   if (!existsSync(container.path)) throw new NetnsNotFoundError(container.path);
   const hostNs = opts.hostNetns;
   const proto = opts.routeProtocol ?? CALICO_ROUTE_PROTOCOL;
+  const wired: WiredWorkload = {
+    hostIfName: hostIf,
+    containerIfName: contIf,
+    mac,
+    ipv4Addrs: v4,
+    ipv6Addrs: v6,
+    ipv4Gateway: v4.length ? GATEWAY_V4 : null,
+    ipv6Gateway: v6.length ? GATEWAY_V6 : null,
+  };
+  if (opts.helper) return wireWithHelper(opts.helper, opts, wired, container, proto);
 
   // --- step 1: the veth (peer created in the container), host side up, host routes
   const hostCmds = [vethAddCommand({ name: hostIf, peerName: contIf, peerNetns: container, mac: HOST_SIDE_MAC, peerMac: mac })];
@@ -146,15 +161,6 @@ export async function wireWorkload(opts: WireWorkloadOptions): Promise<WiredWork
     if (v6.length) await writeSysctls([{ key: `net/ipv6/conf/${contIf}/disable_ipv6`, value: '0' }], { netns: container, strict: true });
     await ipBatch(contCmds, { netns: container });
   };
-  const wired: WiredWorkload = {
-    hostIfName: hostIf,
-    containerIfName: contIf,
-    mac,
-    ipv4Addrs: v4,
-    ipv6Addrs: v6,
-    ipv4Gateway: v4.length ? GATEWAY_V4 : null,
-    ipv6Gateway: v6.length ? GATEWAY_V6 : null,
-  };
   const [sys, cont, alongside] = await Promise.allSettled([
     writeSysctls(workloadInterfaceSysctls(hostIf, { ipv6: v6.length > 0 }), { netns: hostNs, strict: true }),
     containerSide(),
@@ -162,6 +168,46 @@ export async function wireWorkload(opts: WireWorkloadOptions): Promise<WiredWork
   ]);
   if (sys.status === 'rejected') throw await rollback('host sysctls', sys.reason, hostIf, hostNs);
   if (cont.status === 'rejected') throw await rollback('configure container side', cont.reason, hostIf, hostNs);
+  if (alongside.status === 'rejected') {
+    await deleteLink(hostIf, { netns: hostNs }).catch(() => undefined);
+    throw alongside.reason;
+  }
+  return wired;
+}
+
+/** The same steps through the native helper: host side (with its sysctls), then the container side alongside the caller's work. */
+async function wireWithHelper(helper: WireHelper, opts: WireWorkloadOptions, wired: WiredWorkload, container: Netns, proto: number): Promise<WiredWorkload> {
+  const hostIf = wired.hostIfName;
+  const contIf = wired.containerIfName;
+  const v4 = wired.ipv4Addrs;
+  const v6 = wired.ipv6Addrs;
+  const hostNs = opts.hostNetns;
+  try {
+    await helper.host({
+      containerNetnsPath: container.path, hostIfName: hostIf, containerIfName: contIf, hostMac: HOST_SIDE_MAC, containerMac: wired.mac,
+      addrGenModeNone: v6.length > 0, linkLocal: v6.length ? `${GATEWAY_V6}/64` : undefined, routeProtocol: proto,
+      routes: [...v4, ...v6], sysctls: workloadInterfaceSysctls(hostIf, { ipv6: v6.length > 0 }),
+    });
+  } catch (err) {
+    const stage = err instanceof WireHelperError ? err.stage : 'helper';
+    if (stage === 'netns') throw new NetnsNotFoundError(container.path);
+    if (stage === 'exists') throw new LinkExistsError(`${hostIf} (host) or ${contIf} (container)`, `${describeNetns(hostNs)} / ${container.path}`);
+    // Before the veth exists nothing needs undoing; after it, deleting the host side undoes all.
+    if (stage === 'veth' || stage === 'input') throw new WiringError('create veth', err, true);
+    throw await rollback(stage === 'sysctl' ? 'host sysctls' : 'configure host side', err, hostIf, hostNs);
+  }
+  const [cont, alongside] = await Promise.allSettled([
+    helper.container({
+      containerNetnsPath: container.path, containerIfName: contIf,
+      addresses: [...v4.map((a) => `${a}/32`), ...v6.map((a) => `${a}/128`)],
+      ipv4Gateway: wired.ipv4Gateway ?? undefined, ipv6Gateway: wired.ipv6Gateway ?? undefined, enableIpv6: v6.length > 0,
+    }),
+    opts.alongsideContainerSide?.(wired),
+  ]);
+  if (cont.status === 'rejected') {
+    const reason = cont.reason instanceof WireHelperError && cont.reason.stage === 'netns' ? new NetnsNotFoundError(container.path) : cont.reason;
+    throw await rollback('configure container side', reason, hostIf, hostNs);
+  }
   if (alongside.status === 'rejected') {
     await deleteLink(hostIf, { netns: hostNs }).catch(() => undefined);
     throw alongside.reason;

@@ -113,9 +113,10 @@ export class EtcdGrpcKV implements KV {
     return Number(r.deleted);
   }
 
-  async txn(guards: TxnGuard[], ops: TxnOp[]): Promise<void> {
+  async txn(guards: TxnGuard[], ops: TxnOp[]): Promise<string> {
     const r = await this.txnRaw(guards, ops);
     if (!r.succeeded) throw new ConflictError(guards.map((g) => g.key).join(', '));
+    return String(r.header.revision);
   }
 
   async watch(

@@ -274,9 +274,10 @@ export class EtcdH2KV implements KV {
     return decodeSimple(buf, 2).num;
   }
 
-  async txn(guards: TxnGuard[], ops: TxnOp[]): Promise<void> {
+  async txn(guards: TxnGuard[], ops: TxnOp[]): Promise<string> {
     const r = await this.txnRaw(guards, ops);
     if (!r.succeeded) throw new ConflictError(guards.map((g) => g.key).join(', '));
+    return r.revision;
   }
 
   close(): void {

@@ -55,8 +55,11 @@ export interface KV {
   delete(key: string, modRevision?: string): Promise<boolean>;
   /** Delete every key under a prefix. Returns the number deleted. */
   deletePrefix(prefix: string): Promise<number>;
-  /** Atomic: all guards hold and all ops apply, or ConflictError and nothing is written. */
-  txn(guards: TxnGuard[], ops: TxnOp[]): Promise<void>;
+  /**
+   * Atomic: all guards hold and all ops apply, or ConflictError and nothing is written. Returns
+   * the store revision of the write, which is the new mod revision of every key it put.
+   */
+  txn(guards: TxnGuard[], ops: TxnOp[]): Promise<string>;
   /** Watch a prefix from a revision (exclusive of events at or before `afterRevision`). Daemons only. */
   watch?(prefix: string, afterRevision: string, onEvents: (events: WatchEvent[]) => void, onError: (err: Error) => void): Promise<Watcher>;
   close(): void;

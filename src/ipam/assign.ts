@@ -31,6 +31,12 @@ export interface AutoAssignArgs {
   attrs?: Attributes;
   /** Limit to these pool CIDRs; each must exist. */
   pools?: string[];
+  /**
+   * Awaited after the pools, the IPAM config and the host's affinities are read and before
+   * anything is written, so a caller can overlap its own checks with those reads. If it rejects,
+   * nothing is assigned and its reason is thrown.
+   */
+  after?: Promise<unknown>;
 }
 
 export interface AssignedIps {
@@ -86,6 +92,7 @@ export async function autoAssign(kv: KV, args: AutoAssignArgs): Promise<Assigned
   const [pools, config, affine4, affine6] = await Promise.all([
     listPools(kv), getIpamConfig(kv), affinityList(4, args.num4), affinityList(6, args.num6),
   ]);
+  await args.after;
   const missing = describeMissingPools(pools, args.pools);
   if (missing !== undefined) throw new PoolNotFoundError(missing);
   const base = { kv, node: args.node, handleId: args.handleId ?? null, attrs: args.attrs, pools, requested: args.pools, config };
@@ -209,6 +216,8 @@ export interface AssignIpArgs {
   node: string;
   handleId?: string;
   attrs?: Attributes;
+  /** As AutoAssignArgs.after: awaited after the reads, before the write. */
+  after?: Promise<unknown>;
 }
 
 /**
@@ -220,6 +229,7 @@ export async function assignIp(kv: KV, args: AssignIpArgs): Promise<string> {
   checkHandleId(args.handleId);
   const [addr] = parseAddresses([args.ip]);
   const [pools, config] = await Promise.all([listPools(kv, addr!.version), getIpamConfig(kv)]);
+  await args.after;
   const ip = formatIp(addr!);
   const pool = findPoolForIp(pools.filter((p) => p.enabled), ip);
   if (pool === undefined) throw new AddressNotInPoolError(ip, findPoolForIp(pools, ip)?.cidr);

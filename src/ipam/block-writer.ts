@@ -8,6 +8,12 @@
  * Within one process, requests for the same block are queued and applied in batches ("group
  * commit"): N containers starting at once on one host then cost one transaction per batch instead
  * of N transactions that all but one lose. Results are handed out only after the write succeeded.
+ *
+ * The last version of each block this process read or wrote is kept (with its mod revision), so
+ * the next change to the same block (the next container on this host, in its affine block) goes
+ * straight to the transaction without reading first. A copy that another writer made stale only
+ * makes the compare fail; the block is then read and the change re-applied at once, without
+ * counting it as a conflict.
  */
 import { KV, TxnGuard, TxnOp, DEFAULT_RETRIES, backoff } from '../datastore/kv.js';
 import { keys } from '../datastore/keys.js';
@@ -68,6 +74,20 @@ interface Queue {
 
 const queues = new WeakMap<KV, Map<string, Queue>>();
 
+interface CachedBlock {
+  block: StoredBlock;
+  modRevision: string;
+}
+
+/** Per store: the block as this process last read or wrote it (treated as immutable, like all block states). */
+const blockCaches = new WeakMap<KV, Map<string, CachedBlock>>();
+
+function blockCache(kv: KV): Map<string, CachedBlock> {
+  let c = blockCaches.get(kv);
+  if (!c) { c = new Map(); blockCaches.set(kv, c); }
+  return c;
+}
+
 /** Applies `op` to the block `blockCidr` and stores the result atomically. */
 export function runBlockOp<R>(kv: KV, blockCidr: string, version: IpVersion, op: BlockOp<R>): Promise<R> {
   let perKv = queues.get(kv);
@@ -96,15 +116,22 @@ function kick(kv: KV, perKv: Map<string, Queue>, key: string, queue: Queue): voi
 
 async function drain(kv: KV, blockKey: string, queue: Queue): Promise<void> {
   let round = 0;
+  let trustCache = true;
   while (queue.pending.length > 0) {
     // A bounded look-ahead keeps each round's work small however long the queue grows.
     const batch = queue.pending.slice(0, MAX_BATCH_LOOKAHEAD);
     let served: Pending[];
     try {
-      served = await commitBatch(kv, blockKey, batch);
+      served = await commitBatch(kv, blockKey, batch, trustCache);
       round = 0;
+      trustCache = true;
     } catch (err) {
       if (err instanceof BatchConflict) {
+        if (err.fromCache) {
+          // Our copy was stale (another host or process wrote the block): read it and retry now.
+          trustCache = false;
+          continue;
+        }
         for (const p of err.batch) {
           p.conflicts++;
           if (p.conflicts >= DEFAULT_RETRIES) { remove(queue, p); p.reject(new IpamContentionError(blockKey, p.conflicts)); }
@@ -113,6 +140,7 @@ async function drain(kv: KV, blockKey: string, queue: Queue): Promise<void> {
         continue;
       }
       // Not a conflict (etcd unreachable, corrupt record): every request of this batch fails with it.
+      blockCache(kv).delete(blockKey);
       for (const p of batch) { remove(queue, p); p.reject(err); }
       continue;
     }
@@ -126,7 +154,7 @@ function remove(queue: Queue, p: Pending): void {
 }
 
 class BatchConflict extends Error {
-  constructor(readonly batch: Pending[]) { super('batch conflict'); }
+  constructor(readonly batch: Pending[], readonly fromCache: boolean) { super('batch conflict'); }
 }
 
 async function fetchHandles(kv: KV, ids: Iterable<string>, into: Map<string, StoredHandle | undefined>, revs: Map<string, string>): Promise<void> {
@@ -143,7 +171,8 @@ async function fetchHandles(kv: KV, ids: Iterable<string>, into: Map<string, Sto
  * One read-apply-write round for as many queued requests as fit. Returns the requests it settled;
  * throws BatchConflict (with the requests that took part) when the compare lost.
  */
-async function commitBatch(kv: KV, blockKey: string, batch: Pending[]): Promise<Pending[]> {
+async function commitBatch(kv: KV, blockKey: string, batch: Pending[], trustCache: boolean): Promise<Pending[]> {
+  const cache = blockCache(kv);
   const handleRevs = new Map<string, string>();
   const read = new Map<string, StoredHandle | undefined>();
   const before = new Set<string>();
@@ -155,8 +184,20 @@ async function commitBatch(kv: KV, blockKey: string, batch: Pending[]): Promise<
     }
   }
   for (const h of guessed) if (!before.has(h)) { handleRevs.set(h, '0'); read.set(h, undefined); }
-  const [entry] = await Promise.all([kv.get(blockKey), fetchHandles(kv, before, read, handleRevs)]);
-  const initialBlock = entry ? parseBlock(blockKey, entry.value) : undefined;
+  const cached = trustCache ? cache.get(blockKey) : undefined;
+  let initialBlock: StoredBlock | undefined;
+  let blockRev: string;
+  if (cached) {
+    await fetchHandles(kv, before, read, handleRevs);
+    initialBlock = cached.block;
+    blockRev = cached.modRevision;
+  } else {
+    const [entry] = await Promise.all([kv.get(blockKey), fetchHandles(kv, before, read, handleRevs)]);
+    initialBlock = entry ? parseBlock(blockKey, entry.value) : undefined;
+    blockRev = entry?.modRevision ?? '0';
+    if (initialBlock) cache.set(blockKey, { block: initialBlock, modRevision: blockRev });
+    else cache.delete(blockKey);
+  }
 
   // Handles the ops will need that depend on the block's content (a release learns them from
   // the ordinals' attributes): fetch them all in one more round trip, not one per op.
@@ -193,16 +234,24 @@ async function commitBatch(kv: KV, blockKey: string, batch: Pending[]): Promise<
     }
   }
 
-  const ops = writesFor(blockKey, initialBlock, block, read, changed, extraOps);
+  const { ops, block: written } = writesFor(blockKey, initialBlock, block, read, changed, extraOps);
   if (ops.length > 0) {
     // Guard the block even when only other keys change: every decision was made from its content.
-    const guards: TxnGuard[] = [{ key: blockKey, modRevision: entry?.modRevision ?? '0' }];
+    const guards: TxnGuard[] = [{ key: blockKey, modRevision: blockRev }];
     for (const id of changed.keys()) guards.push({ key: keys.ipamHandle(id), modRevision: handleRevs.get(id) ?? '0' });
+    let revision: string;
     try {
-      await kv.txn(guards, ops);
+      revision = await kv.txn(guards, ops);
     } catch (err) {
-      if (err instanceof ConflictError) throw new BatchConflict(settled.map((s) => s.p));
+      if (err instanceof ConflictError) {
+        cache.delete(blockKey);
+        throw new BatchConflict(settled.map((s) => s.p), cached !== undefined);
+      }
       throw err;
+    }
+    if (written !== initialBlock) {
+      if (written === undefined) cache.delete(blockKey);
+      else cache.set(blockKey, { block: written, modRevision: revision });
     }
   }
   for (const s of settled) (s.ok ? s.p.resolve : s.p.reject)(s.value);
@@ -216,7 +265,7 @@ function writesFor(
   read: ReadonlyMap<string, StoredHandle | undefined>,
   changed: ReadonlyMap<string, StoredHandle | undefined>,
   extraOps: TxnOp[],
-): TxnOp[] {
+): { ops: TxnOp[]; block: StoredBlock | undefined } {
   const ops: TxnOp[] = [];
   let block = finalBlock;
   // Calico's rule: a block nobody is affine to is deleted as soon as it holds no address.
@@ -229,5 +278,5 @@ function writesFor(
     if (h === undefined) { if (read.get(id) !== undefined) ops.push({ op: 'delete', key: keys.ipamHandle(id) }); }
     else ops.push({ op: 'put', key: keys.ipamHandle(id), value: JSON.stringify(h) });
   }
-  return [...ops, ...extraOps];
+  return { ops: [...ops, ...extraOps], block };
 }

@@ -63,7 +63,7 @@ class ScriptedKV implements KV {
   async put(): Promise<string> { throw new Error('unused'); }
   async delete(): Promise<boolean> { throw new Error('unused'); }
   async deletePrefix(): Promise<number> { throw new Error('unused'); }
-  async txn(_g: TxnGuard[], _o: TxnOp[]): Promise<void> { throw new Error('unused'); }
+  async txn(_g: TxnGuard[], _o: TxnOp[]): Promise<string> { throw new Error('unused'); }
   close(): void {}
 }
 

@@ -15,17 +15,28 @@ import {
   nftApply, nftListTable, nftTableExists, nftDeleteTable, NftSession, checkScriptScope, CALICO_TABLE,
   flushConntrackFor, IpSession, wireWorkload, unwireWorkload, GATEWAY_V6, HOST_SIDE_MAC, inNetns,
   NftScopeError, NftError, LinkExistsError, WiringError, NetnsNotFoundError,
+  WireHelper, WireHelperError, ensureWireHelper, HostSideRequest,
 } from '../../src/dataplane/index.js';
 import { ValidationError } from '../../src/errors.js';
 import { Lab, ping } from '../agent/lab.js';
 
 const lab = new Lab();
+const helpers: WireHelper[] = [];
+
+/** The native wiring helper for the lab's host namespace (built if needed), or none for the `ip` path. */
+function helperFor(impl: 'ip' | 'native'): WireHelper | undefined {
+  if (impl === 'ip') return undefined;
+  const h = new WireHelper(ensureWireHelper(), lab.host);
+  helpers.push(h);
+  return h;
+}
 
 before(async () => {
   await lab.makeHost();
 });
 
 after(async () => {
+  for (const h of helpers) await h.close();
   await lab.cleanup();
 });
 
@@ -168,18 +179,20 @@ test('nftables: scope guard, atomic transactions, long-lived session', async () 
   assert.equal(await nftDeleteTable(t, { netns: lab.host }), false);
 });
 
-test('wireWorkload: addresses, routes, proxy ARP; traffic host<->workload and workload<->workload (v4 and v6); unwire leaves nothing', async () => {
-  const A = await lab.makeWorkload('A', '10.66.0.1', { ip6: 'fd66::1' });
+for (const impl of ['ip', 'native'] as const) {
+test(`wireWorkload (${impl}): addresses, routes, proxy ARP; traffic host<->workload and workload<->workload (v4 and v6); unwire leaves nothing`, async () => {
+  const helper = helperFor(impl);
+  const A = await lab.makeWorkload(`A${impl}`, '10.66.0.1', { ip6: 'fd66::1' });
   // The second workload's namespace is given as /proc/<pid>/ns/net, as for a container.
-  const holderNs = await createNetns(lab.nsName('holder'));
+  const holderNs = await createNetns(lab.nsName(`holder${impl}`));
   lab.made.push(holderNs.name!);
   const holder = spawn('nsenter', [`--net=${holderNs.path}`, 'sleep', '600'], { stdio: 'ignore' });
   lab.children.push(holder);
   const byPid = netnsOfPid(holder.pid!);
   const t0 = process.hrtime.bigint();
-  const w = await wireWorkload({ netnsPath: byPid.path, endpointId: `b${lab.suffix}ffff00001`, ipv4Addrs: ['10.66.0.2'], ipv6Addrs: ['fd66::2'], hostNetns: lab.host, mac: '02:66:00:00:00:02' });
+  const w = await wireWorkload({ netnsPath: byPid.path, endpointId: `b${lab.suffix}ffff00001`, ipv4Addrs: ['10.66.0.2'], ipv6Addrs: ['fd66::2'], hostNetns: lab.host, mac: '02:66:00:00:00:02', helper });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  console.log(`wireWorkload into a foreign host namespace: ${ms.toFixed(1)} ms`);
+  console.log(`wireWorkload (${impl}) into a foreign host namespace: ${ms.toFixed(1)} ms`);
   assert.equal(w.mac, '02:66:00:00:00:02');
   assert.equal(w.ipv4Gateway, '169.254.1.1');
   assert.equal(w.ipv6Gateway, GATEWAY_V6);
@@ -215,10 +228,10 @@ test('wireWorkload: addresses, routes, proxy ARP; traffic host<->workload and wo
   await unwireWorkload(A.endpointId, { hostNetns: lab.host });
 });
 
-test('wireWorkload: bad input is refused before anything is made; a failure half-way leaves nothing behind', async () => {
-  const ns = await createNetns(lab.nsName('bad'));
+test(`wireWorkload (${impl}): bad input is refused before anything is made; a failure half-way leaves nothing behind`, async () => {
+  const ns = await createNetns(lab.nsName(`bad${impl}`));
   lab.made.push(ns.name!);
-  const base = { netnsPath: ns.path, endpointId: `c${lab.suffix}eeee00001`, ipv6Addrs: [] as string[], hostNetns: lab.host };
+  const base = { netnsPath: ns.path, endpointId: `c${lab.suffix}eeee00001`, ipv6Addrs: [] as string[], hostNetns: lab.host, helper: helperFor(impl) };
   await assert.rejects(wireWorkload({ ...base, ipv4Addrs: ['10.66.1.0/24'] }), ValidationError);
   await assert.rejects(wireWorkload({ ...base, ipv4Addrs: ['fd00::1'] }), ValidationError);
   await assert.rejects(wireWorkload({ ...base, ipv4Addrs: [] }), ValidationError);
@@ -241,12 +254,40 @@ test('wireWorkload: bad input is refused before anything is made; a failure half
   // The same endpoint id twice: the second is refused and the first is untouched.
   await runInNetns(lab.host, 'sh', ['-c', 'echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 0 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
   const ok = await wireWorkload({ ...base, ipv4Addrs: ['10.66.1.1'] });
-  const other = await createNetns(lab.nsName('bad2'));
+  const other = await createNetns(lab.nsName(`bad2${impl}`));
   lab.made.push(other.name!);
   await assert.rejects(wireWorkload({ ...base, netnsPath: other.path, ipv4Addrs: ['10.66.1.2'] }), LinkExistsError);
   assert.ok(await getLink(ok.hostIfName, { netns: lab.host }));
   assert.ok(await ping(lab.host, '10.66.1.1'));
   await unwireWorkload(base.endpointId, { hostNetns: lab.host });
+});
+}
+
+test('wiring helper: failures name their stage, nothing half-made is left, and a killed helper is replaced', async () => {
+  const helper = helperFor('native')!;
+  const ns = await createNetns(lab.nsName('hlp'));
+  lab.made.push(ns.name!);
+  const host = (over: Partial<HostSideRequest> = {}) => helper.host({
+    containerNetnsPath: ns.path, hostIfName: `cali${lab.suffix}hlp`, containerIfName: 'eth1', hostMac: HOST_SIDE_MAC, containerMac: '02:00:00:00:00:01',
+    addrGenModeNone: false, routeProtocol: CALICO_ROUTE_PROTOCOL, routes: ['10.66.3.1'], sysctls: [], ...over,
+  });
+  const stageOf = async (p: Promise<void>) => { try { await p; return 'ok'; } catch (err) { assert.ok(err instanceof WireHelperError, String(err)); return err.stage; } };
+  assert.equal(await stageOf(host({ containerNetnsPath: '/proc/999999999/ns/net' })), 'netns');
+  assert.equal(await stageOf(host({ routes: ['not-an-address'] })), 'input');
+  assert.equal(await getLink(`cali${lab.suffix}hlp`, { netns: lab.host }), undefined, 'bad input made nothing');
+  // A sysctl that does not exist: the veth exists by then (the caller deletes it).
+  assert.equal(await stageOf(host({ sysctls: [{ key: 'net/ipv4/conf/nosuchif/proxy_arp', value: '1' }] })), 'sysctl');
+  assert.equal(await stageOf(host()), 'exists');
+  assert.equal(await stageOf(helper.container({ containerNetnsPath: ns.path, containerIfName: 'eth9', addresses: ['10.66.3.1/32'], enableIpv6: false })), 'container');
+  await deleteLink(`cali${lab.suffix}hlp`, { netns: lab.host });
+  // Killed between requests: the next request starts a new one.
+  const pid = (helper as unknown as { child?: { pid: number } }).child?.pid;
+  assert.ok(pid, 'the helper process runs');
+  process.kill(pid, 'SIGKILL');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await stageOf(host()), 'ok');
+  assert.notEqual((helper as unknown as { child?: { pid: number } }).child?.pid, pid);
+  await deleteLink(`cali${lab.suffix}hlp`, { netns: lab.host });
 });
 
 test('conntrack: flows of an address are deleted', async () => {
