@@ -48,6 +48,7 @@ export class NodeDaemon {
   private bgp?: BgpSpeaker;
   private proxy?: RunningProxy;
   private workloads?: WorkloadManager;
+  private workloadKv?: KV;
   private events?: DockerEventWatcher;
   private statusServer?: http.Server;
   private readonly startedAt = new Date();
@@ -100,8 +101,11 @@ export class NodeDaemon {
   private async startProxy(): Promise<void> {
     const agent = this.agent!;
     const daemon = createDaemonClient(this.o.dockerSocket, new http.Agent({ keepAlive: true }));
+    // The wiring's own connection, on the lean client: a container start makes a handful of
+    // etcd calls in a row, and gRPC-js's per-call CPU showed in `docker run` times. No watches needed.
+    this.workloadKv = connectKV(loadEtcdConfig({ configFile: this.o.configFile }), 'cli');
     const mgr = this.workloads = new WorkloadManager({
-      kv: this.kv!, nodeName: this.o.name, daemon, logger: this.log, hostNetns: this.o.netns,
+      kv: this.workloadKv, nodeName: this.o.name, daemon, logger: this.log, hostNetns: this.o.netns,
       // `docker run -d` returns only once the agent has programmed the new endpoint's ACLs.
       onEndpointWritten: (rev) => agent.waitForRevision(rev, 10000).catch((err: unknown) => {
         this.log.warn('agent slow to program a new endpoint', { err: err as Error });
@@ -132,6 +136,7 @@ export class NodeDaemon {
     await this.bgp?.stop({ graceful: true }).catch(() => undefined);
     await this.agent?.stop().catch(() => undefined);
     this.kv?.close();
+    this.workloadKv?.close();
     await new Promise<void>((r) => (this.statusServer ? this.statusServer.close(() => r()) : r()));
     const paths = nodePaths(this.o.runDir);
     rmSync(paths.statusSocket, { force: true });

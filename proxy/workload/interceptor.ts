@@ -9,7 +9,7 @@
  *   delete  - addresses released, endpoint removed
  */
 import type {
-  DockerInterceptor, CreateContext, ContainerActionContext, ActionAnswer, InspectContext, DeleteContext, JsonValue,
+  DockerInterceptor, CreateContext, CreateResult, ContainerActionContext, ActionAnswer, InspectContext, DeleteContext, JsonValue,
 } from '../hooks.js';
 import { InterceptRefusal } from '../hooks.js';
 import { CalicoError, DatastoreUnreachableError, ValidationError } from '../../src/errors.js';
@@ -42,6 +42,8 @@ function envOf(v: JsonValue | undefined): string[] {
 export class CalicoInterceptor implements DockerInterceptor {
   readonly name = 'calico';
   private readonly pending = new WeakMap<ContainerActionContext, Pending>();
+  /** Creates that asked for Calico (their answers tell the manager about new containers). */
+  private readonly calicoCreates = new WeakSet<CreateContext>();
 
   constructor(private readonly mgr: WorkloadManager) {}
 
@@ -53,6 +55,7 @@ export class CalicoInterceptor implements DockerInterceptor {
       throw refusal(err, 'the container was not created');
     }
     if (!req) return;
+    this.calicoCreates.add(ctx);
     const mode = ctx.body.get(['HostConfig', 'NetworkMode']);
     if (typeof mode === 'string' && !NETWORK_MODES_WE_REPLACE.has(mode)) {
       throw new InterceptRefusal(400, `Calico: CALICO_IP needs the container's own network namespace; it cannot be combined with --net=${mode}`);
@@ -82,6 +85,10 @@ export class CalicoInterceptor implements DockerInterceptor {
     } catch (err) {
       throw refusal(err, 'the container was not created');
     }
+  }
+
+  afterCreate(ctx: CreateContext, result: CreateResult): void {
+    if (this.calicoCreates.delete(ctx) && result.status === 201 && result.containerId) this.mgr.noteCreated(result.containerId);
   }
 
   async beforeStart(ctx: ContainerActionContext): Promise<void> {

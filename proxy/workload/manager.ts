@@ -83,6 +83,8 @@ class PhaseTimer {
 
 /** How long a start announced by the proxy keeps other wiring paths off that container. */
 const STARTING_TTL_MS = 60000;
+/** How many created-but-never-started containers are remembered (beyond that, they are simply looked up). */
+const MAX_FRESH = 10000;
 
 export class WorkloadManager {
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -90,6 +92,12 @@ export class WorkloadManager {
   private readonly starting = new Map<string, number>();
   private readonly log: Logger;
 
+  /**
+   * Containers created through the proxy with CALICO_IP and not reserved for yet. Such a container
+   * cannot have an endpoint or addresses yet, so its first reservation skips looking for them.
+   * Any reservation takes the mark (whichever path wires it first); bounded, oldest dropped.
+   */
+  private readonly fresh = new Set<string>();
   /** The native wiring helper; null once it proved unusable (then `ip` is used). */
   private helper?: WireHelper | null;
 
@@ -110,6 +118,12 @@ export class WorkloadManager {
       }
     }
     return this.helper ?? undefined;
+  }
+
+  /** A container with CALICO_IP was just created through the proxy (see `fresh`). */
+  noteCreated(containerId: string): void {
+    if (this.fresh.size >= MAX_FRESH) this.fresh.delete(this.fresh.values().next().value as string);
+    this.fresh.add(containerId);
   }
 
   /** Builds and checks the wiring helper now (a daemon calls this at start-up), not on the first container. */
@@ -179,7 +193,9 @@ export class WorkloadManager {
   async reserve(container: { id: string; name: string }, req: CalicoRequest): Promise<Reservation> {
     const tm = new PhaseTimer();
     const handleId = this.handleOf(container.id);
-    const checked = Promise.all([this.endpoints(container.id), this.kv.get(keys.ipamHandle(handleId))]).then(async ([eps, leftover]) => {
+    const fresh = this.fresh.delete(container.id);
+    const lookups = fresh ? Promise.resolve([[], undefined] as const) : Promise.all([this.endpoints(container.id), this.kv.get(keys.ipamHandle(handleId))]);
+    const checked = lookups.then(async ([eps, leftover]) => {
       if (eps[0]) throw new AlreadyHasEndpoint(eps[0]);
       tm.lap('lookup');
       // Addresses under this container's handle with no endpoint record are left from a start that
@@ -324,6 +340,7 @@ export class WorkloadManager {
    * its endpoint records. Returns whether there was anything.
    */
   async teardown(containerId: string): Promise<boolean> {
+    this.fresh.delete(containerId);
     const eps = await this.endpoints(containerId);
     for (const e of eps) await unwireWorkload(e.endpointId, { hostNetns: this.opts.hostNetns }).catch(() => false);
     const released = await releaseByHandle(this.kv, this.handleOf(containerId));

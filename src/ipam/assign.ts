@@ -89,8 +89,10 @@ export async function autoAssign(kv: KV, args: AutoAssignArgs): Promise<Assigned
   checkHandleId(args.handleId);
   // The host's affinity lists are read alongside pools and config: one round trip, not two.
   const affinityList = (v: IpVersion, n: number) => (n > 0 ? listAffineBlocks(kv, args.node, v) : Promise.resolve([]));
+  // Only the families asked for, unless named pools must all be found.
+  const families = args.pools === undefined && (args.num4 === 0) !== (args.num6 === 0) ? (args.num4 > 0 ? 4 : 6) : undefined;
   const [pools, config, affine4, affine6] = await Promise.all([
-    listPools(kv), getIpamConfig(kv), affinityList(4, args.num4), affinityList(6, args.num6),
+    listPools(kv, families), getIpamConfig(kv), affinityList(4, args.num4), affinityList(6, args.num6),
   ]);
   await args.after;
   const missing = describeMissingPools(pools, args.pools);
