@@ -29,7 +29,8 @@ export interface Row { metric: string; ours: string; baseline: string; ratio: st
 
 export function table(title: string, baselineName: string, rows: Row[]): string {
   const head = ['metric', 'ours', baselineName, 'ratio', 'goal', 'met'];
-  const body = rows.map((r) => [r.metric, r.ours, r.baseline, r.ratio, r.goal, r.ok ? 'yes' : 'NO']);
+  // A row without a goal is information, not a check: its "met" cell stays empty.
+  const body = rows.map((r) => [r.metric, r.ours, r.baseline, r.ratio, r.goal, r.goal === '' ? '' : r.ok ? 'yes' : 'NO']);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (c: string[]) => '| ' + c.map((x, i) => x.padEnd(w[i]!)).join(' | ') + ' |';
   return [`### ${title}`, '', line(head), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...body.map(line), ''].join('\n');

@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     const proxied: number[] = [];
     const paired: number[] = [];
     const firstPing: number[] = [];
+    let answeredFirstTry = 0;
     const runDirect = () => timed(['run', '-d', '--net=none', 'busybox', 'sleep', '3600'], h.directEnv);
     const runProxied = () => timed(['run', '-d', '-e', 'CALICO_IP=auto', '-e', 'CALICO_PROFILE=OPEN', 'busybox', 'sleep', '3600'], h.proxyEnv);
     // Warm-up: image layers and caches, one of each.
@@ -50,8 +51,10 @@ async function main(): Promise<void> {
       const rec = (await h.kv.list(keys.workloadEndpointsOf(h.name, 'docker', p.out))).entries[0]!;
       const ip = (JSON.parse(rec.value) as { ipv4_nets: string[] }).ipv4_nets[0]!.split('/')[0]!;
       const t0 = process.hrtime.bigint();
-      for (let k = 0; k < 100 && !(await h.ping(ip)); k++) { /* retry until answered */ }
+      let tries = 1;
+      while (!(await h.ping(ip)) && tries < 100) tries++;
       firstPing.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (tries === 1) answeredFirstTry++;
       spawnSync('docker', ['rm', '-f', d.out, p.out], { env: h.proxyEnv });
       await new Promise((r) => setTimeout(r, 100)); // let the removal's aftermath (agent, events) settle
       if ((i + 1) % 10 === 0) process.stderr.write(`workload bench: ${i + 1}/${N} pairs\n`);
@@ -64,7 +67,8 @@ async function main(): Promise<void> {
     rows.push({ metric: 'added by Calico (p50 of paired differences)', ours: `${added.toFixed(1)} ms`, baseline: '0', ratio: '', goal: '< 25 ms', ok: added < 25 });
     rows.push({ metric: 'added by Calico (difference of the p50s)', ours: `${(pp50 - dp50).toFixed(1)} ms`, baseline: '0', ratio: '', goal: '', ok: true });
     rows.push({ metric: 'docker run -d (p99)', ours: `${percentile(proxied, 99).toFixed(0)} ms`, baseline: `${percentile(direct, 99).toFixed(0)} ms`, ratio: (percentile(proxied, 99) / percentile(direct, 99)).toFixed(2) + 'x', goal: '', ok: true });
-    rows.push({ metric: 'run -d returned -> first ping from host (p50 / p99)', ours: `${percentile(firstPing, 50).toFixed(1)} / ${percentile(firstPing, 99).toFixed(1)} ms`, baseline: 'n/a', ratio: '', goal: 'answered at once', ok: true });
+    rows.push({ metric: 'first ping from the host answered, right after run -d returned', ours: `${answeredFirstTry}/${N} at the first try`, baseline: 'n/a', ratio: '', goal: 'all at once', ok: answeredFirstTry === N });
+    rows.push({ metric: 'run -d returned -> first ping answered (p50 / p99)', ours: `${percentile(firstPing, 50).toFixed(1)} / ${percentile(firstPing, 99).toFixed(1)} ms`, baseline: 'n/a', ratio: '', goal: '', ok: true });
     // Where the added time goes, from the node's own log (each phase's p50; they run in sequence
     // except that the agent's wait overlaps the container side of the veth).
     const phases = readFileSync(join(h.runDir, 'node.log'), 'utf8').split('\n').filter((l) => l.includes('"wired container"'))
