@@ -38,11 +38,6 @@ export interface WorkloadManagerOptions {
   /** Awaited with the etcd revision of every endpoint record written (the node waits for its agent). */
   onEndpointWritten?: (revision: string) => Promise<void>;
   containerIfName?: string;
-  /**
-   * Wire through the native helper (native/calico-wire.c): 'auto' (default) uses it when it
-   * builds and passes its self-check, else `ip`; 'ip' never uses it.
-   */
-  wiring?: 'auto' | 'ip';
 }
 
 export interface Reservation {
@@ -106,15 +101,13 @@ export class WorkloadManager {
   }
 
   private wireHelper(): WireHelper | undefined {
+    // The native helper when it builds and passes its self-check; otherwise `ip`, for good.
     if (this.helper === undefined) {
-      if (this.opts.wiring === 'ip') this.helper = null;
-      else {
-        try {
-          this.helper = new WireHelper(ensureWireHelper(), this.opts.hostNetns);
-        } catch (err) {
-          this.helper = null;
-          this.log.warn('native wiring helper unavailable; wiring with ip (slower)', { err: errorMessage(err) });
-        }
+      try {
+        this.helper = new WireHelper(ensureWireHelper(), this.opts.hostNetns);
+      } catch (err) {
+        this.helper = null;
+        this.log.warn('native wiring helper unavailable; wiring with ip (slower)', { err: errorMessage(err) });
       }
     }
     return this.helper ?? undefined;
